@@ -1,2 +1,132 @@
+"""`clinpipe`: the command line. Every command has --help; errors print one line and exit 2."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from clinpipe.errors import ClinpipeError
+
+
+class _Group(click.Group):
+    """Turn ClinpipeError into a one-line message and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ClinpipeError as exc:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clinpipe")
 def main():
-    pass
+    """Raw EDC exports -> SDTM -> ADaM -> tables for the RS001 and GLOCART trials."""
+
+
+@main.command()
+@click.option("--study", required=True, type=click.Choice(["RS001", "GLOCART"]), help="Study to simulate.")
+@click.option("--subjects", "n_subjects", default=40, show_default=True, type=int,
+              help="Subjects screened (signed consent), screen failures included.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Random seed; same seed, same export.")
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "odm"]),
+              help="CSV per form, or one CDISC ODM 1.3.2 XML file.")
+@click.option("--out", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Transfer folder to create (must be new or empty).")
+@click.option("--faults", default="", help="Comma-separated fault kinds to inject, or 'all'. "
+              "Kinds: duplicate_record, inactivated_record, impossible_date, unknown_code, "
+              "missing_required, out_of_range, orphan_subject, non_ascii, long_text, "
+              "truncated_file, wrong_encoding. Each is listed in faults.json.")
+def simulate(study, n_subjects, seed, fmt, outdir, faults):
+    """Generate a synthetic EDC transfer for STUDY (deterministic for a seed)."""
+    from simulate import faults as fault_mod
+    from simulate.run import deliver, simulate_study
+
+    try:
+        kinds = fault_mod.parse_kinds(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    t0 = time.perf_counter()
+    click.echo(f"simulating {study}: {n_subjects:,} subjects, seed {seed}")
+    sim = simulate_study(study, n_subjects, seed)
+    click.echo(f"  {sim.n_records():,} records in {len(sim.records)} forms, "
+               f"transfer date {sim.transfer_date} ({time.perf_counter() - t0:.1f} s)")
+    done = deliver(sim, fmt, outdir, kinds, progress=lambda m: click.echo(f"  {m}"))
+    size = sum(p.stat().st_size for p in done.outdir.iterdir())
+    click.echo(f"wrote {len(done.files)} file(s), {size / 1e6:.1f} MB, to {done.outdir} "
+               f"in {time.perf_counter() - t0:.1f} s")
+    if kinds:
+        click.echo(f"injected {len(done.faults)} fault(s); listed in {done.outdir / fault_mod.MANIFEST_NAME}")
+
+
+@main.command()
+@click.option("--study", default=None, help="Study id (default: read from the export).")
+@click.option("--transfer", type=click.Path(path_type=Path), default=None,
+              help="Transfer folder (default: the newest under data/raw/<STUDY>/).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "csv", "odm", "sas"]), help="Export format.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV files.")
+def read(study, transfer, fmt, encoding):
+    """Read one EDC transfer and print what it holds (records, subjects, findings)."""
+    from clinpipe.paths import latest_transfer
+    from clinpipe.paths import transfer_formats
+    from edc.read import read_transfer
+
+    if transfer is None:
+        if not study:
+            raise click.UsageError("give --study or --transfer")
+        transfer = latest_transfer(study)
+        transfer = next(iter(transfer_formats(transfer).values()))
+    raw = read_transfer(transfer, study=study, format=fmt, encoding=encoding)
+    click.echo(f"{raw.study} transfer {raw.transfer_date} ({raw.format.upper()}): {transfer}")
+    click.echo(raw.summary().to_string(index=False))
+    if raw.findings:
+        click.echo(f"\n{len(raw.findings)} finding(s):")
+        for f in raw.findings[:50]:
+            click.echo(f"  {f.kind:18} {f.file} record {f.record} {f.field}: {f.message}")
+
+
+@main.command()
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root (default: out/ or $CLINPIPE_OUT).")
+@click.option("--study", "studies", multiple=True, help="Only this study (repeatable).")
+def demo(out_root, studies):
+    """Run both studies on the bundled sample exports, as far as the built layers go."""
+    from clinpipe.config import available_studies
+    from clinpipe.paths import latest_transfer, out_root as default_root
+    from clinpipe.raw_summary import summarise_study
+
+    root = out_root or default_root()
+    failed = []
+    for study in studies or available_studies():
+        click.echo(f"{study}: raw -> reports")
+        try:
+            report = summarise_study(study, latest_transfer(study), root, progress=click.echo)
+            click.echo(f"  {study}: wrote {report}")
+        except ClinpipeError as exc:
+            click.secho(f"  {study}: FAILED: {exc.message}", fg="red", err=True)
+            failed.append(study)
+    if failed:
+        click.secho(f"demo failed for {', '.join(failed)}; earlier outputs left as they were", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"demo done: outputs under {root}")
+
+
+@main.command()
+def studies():
+    """List configured studies and their sample transfers."""
+    from clinpipe.config import available_studies, load_study
+    from clinpipe.paths import raw_data_dir
+
+    for study in available_studies():
+        cfg = load_study(study)
+        transfers = sorted(p.name for p in (raw_data_dir() / study).glob("*") if p.is_dir())
+        click.echo(f"{study}: {cfg.study.title}")
+        click.echo(f"  transfers: {', '.join(transfers) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

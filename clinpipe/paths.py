@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("sdtm", "adam", "tlf", "reports", "submission")
+FORMAT_DIRS = ("csv", "odm", "sas")
 
 
 def mappings_dir() -> Path:
@@ -41,3 +42,9 @@ def latest_transfer(study: str, raw_root: Path | None = None) -> Path:
         raise ExportError("no transfer folder found", file=base,
                           hint=f"put the EDC export in {base}/<YYYY-MM-DD>/ or run `clinpipe simulate`")
     return folders[-1]
+
+
+def transfer_formats(transfer: Path) -> dict[str, Path]:
+    """{format: folder} for a transfer folder holding format subfolders, or {auto: folder}."""
+    subs = {name: transfer / name for name in FORMAT_DIRS if (transfer / name).is_dir()}
+    return subs or {"auto": transfer}

@@ -1,0 +1,77 @@
+"""Simulate a study and deliver it as an EDC transfer folder (CSV or ODM), faults optional."""
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clinpipe.config import load_study
+from clinpipe.errors import ClinpipeError
+from edc.forms import load_forms
+from simulate import faults as fault_mod
+from simulate.model import SimulatedStudy
+
+SIMULATORS = {"RS001": "simulate.rs001", "GLOCART": "simulate.glocart"}
+FORMATS = ("csv", "odm")
+
+
+def simulate_study(study: str, n_subjects: int, seed: int, root: Path | None = None) -> SimulatedStudy:
+    if study not in SIMULATORS:
+        raise ClinpipeError(f"no simulator for study {study!r}", hint=f"use one of {sorted(SIMULATORS)}")
+    if n_subjects < 1:
+        raise ClinpipeError("--subjects must be at least 1")
+    module = importlib.import_module(SIMULATORS[study])
+    return module.run(load_study(study, root), load_forms(study, root), n_subjects, seed)
+
+
+def odm_file_name(study: str) -> str:
+    return f"{study.lower()}_odm.xml"
+
+
+@dataclass
+class Delivered:
+    outdir: Path
+    files: list[Path]
+    faults: list[fault_mod.Fault] = field(default_factory=list)
+
+
+def deliver(sim: SimulatedStudy, fmt: str, outdir: Path, fault_kinds: list[str] | None = None,
+            root: Path | None = None, progress=lambda msg: None) -> Delivered:
+    """Write `sim` as one transfer folder in `fmt`, with a transfer manifest and, when faults
+    were asked for, `faults.json` listing every fault injected."""
+    from edc.csv_format import write_csv
+    from edc.export import build_frames
+    from edc.odm_format import write_odm
+    from edc.transfer import write_manifest
+
+    if fmt not in FORMATS:
+        raise ClinpipeError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    study_cfg, forms = load_study(sim.study, root), load_forms(sim.study, root)
+    fault_kinds = fault_kinds or []
+    outdir = Path(outdir)
+    if outdir.exists() and any(outdir.iterdir()):
+        raise ClinpipeError("output folder is not empty", file=outdir,
+                            hint="choose a new folder: a transfer folder holds one delivery")
+    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        progress(f"building export frames ({sim.n_records():,} records)")
+        frames = build_frames(sim, forms, study_cfg, sim.seed)
+        odm_name = odm_file_name(sim.study)
+        file_for = fault_mod.csv_name if fmt == "csv" else (lambda form: odm_name)
+        frames, faults = fault_mod.inject_records(frames, forms, fault_kinds, sim.seed, file_for)
+        progress(f"writing {fmt.upper()} to {outdir}")
+        if fmt == "csv":
+            files = write_csv(frames, forms, outdir)
+        else:
+            files = [write_odm(frames, forms, study_cfg, outdir / odm_name)]
+        # The EDC computes the manifest over what it sent; damage happens in transit, after.
+        write_manifest(outdir, study=sim.study, transfer_date=sim.transfer_date, fmt=fmt,
+                       files=files, seed=sim.seed)
+        faults += fault_mod.damage_files(outdir, fault_kinds, faults, sim.seed)
+        if fault_kinds:
+            fault_mod.write_manifest(outdir, faults, sim.seed)
+    except BaseException:
+        shutil.rmtree(outdir, ignore_errors=True)
+        raise
+    return Delivered(outdir, files, faults)
