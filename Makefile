@@ -5,11 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean-out help
+.PHONY: demo test venv lock clean-out help dagster
 
 help:
 	@echo "make demo   - raw -> reports for both studies on the bundled sample data (out/)"
 	@echo "make test   - run the test suite"
+	@echo "make dagster - the Dagster UI for both studies"
 	@echo "make lock   - re-pin requirements.lock from pyproject.toml (needs network)"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -34,3 +35,6 @@ lock:
 
 clean-out:
 	rm -rf out
+
+dagster: $(STAMP)
+	DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -m pipelines.definitions

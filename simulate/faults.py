@@ -69,38 +69,30 @@ class _Injector:
         self.rng = rng
         self.file_for = file_for
         self.faults: list[Fault] = []
+        self.touched: set[str] = set()  # RECORDIDs a fault changed, copied or added: one fault each
         self.next_id = 1 + max((int(f["RECORDID"].astype(int).max()) for f in frames.values() if len(f)),
                                default=0)
 
     # -- choosing targets ---------------------------------------------------------------------
-    def _candidates(self, want, skip_forms=()) -> list[tuple[FormDef, str]]:
-        """(form, field) pairs with active records where `want(field)` holds, in forms order."""
-        out = []
-        for form in self.forms.forms:
-            if form.oid in skip_forms:
-                continue
-            frame = self.frames.get(form.oid)
-            if frame is None or not (frame["RECORDACTIVE"] == "1").any():
-                continue
-            out += [(form, f.oid) for f in form.fields if want(f)]
-        return out
-
-    def _pick_row(self, form: str, field: str | None = None) -> int:
+    def _free_rows(self, form: str, field: str) -> np.ndarray:
+        """Active, not yet touched rows of `form` where `field` has a value."""
         frame = self.frames[form]
-        mask = frame["RECORDACTIVE"] == "1"
-        if field is not None:
-            mask &= frame[field] != ""
-        rows = np.flatnonzero(mask.to_numpy())
-        if len(rows) == 0:
-            rows = np.flatnonzero((frame["RECORDACTIVE"] == "1").to_numpy())
-        return int(self.rng.choice(rows))
+        mask = ((frame["RECORDACTIVE"] == "1") & ~frame["RECORDID"].isin(self.touched)
+                & (frame[field] != ""))
+        return np.flatnonzero(mask.to_numpy())
 
     def _choose(self, want, kind: str, skip_forms=()) -> tuple[FormDef, str, int]:
-        cands = self._candidates(want, skip_forms)
+        """A random (form, field, row) where `want(field)` holds, in forms order for determinism."""
+        cands = [(form, f.oid) for form in self.forms.forms if form.oid not in skip_forms
+                 and form.oid in self.frames for f in form.fields
+                 if want(f) and len(self._free_rows(form.oid, f.columns()[0]))]
         if not cands:
-            raise ValueError(f"no form has a field suitable for fault {kind!r}")
+            raise ValueError(f"no record left with a field suitable for fault {kind!r}")
         form, field = cands[int(self.rng.integers(len(cands)))]
-        return form, field, self._pick_row(form.oid, field)
+        rows = self._free_rows(form.oid, form.field_by_oid[field].columns()[0])
+        row = int(self.rng.choice(rows))
+        self.touched.add(self.frames[form.oid].at[row, "RECORDID"])
+        return form, field, row
 
     def _note(self, kind, form, row, field, detail):
         frame = self.frames[form]
@@ -114,8 +106,9 @@ class _Injector:
         self.next_id += 1
         same = ((frame["SUBJECT"] == row["SUBJECT"]) & (frame["FOLDER"] == row["FOLDER"])
                 & (frame["FOLDERSEQ"] == row["FOLDERSEQ"]))
-        row["RECORDPOSITION"] = str(int(frame.loc[same, "RECORDPOSITION"].astype(int).max()) + 1)
+        row["RECORDPOSITION"] = str(max(frame.loc[same, "RECORDPOSITION"].astype(int), default=0) + 1)
         self.frames[form] = pd.concat([frame, row.to_frame().T], ignore_index=True)
+        self.touched.add(row["RECORDID"])
         return len(self.frames[form]) - 1
 
     # -- the faults ---------------------------------------------------------------------------
