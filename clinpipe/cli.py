@@ -43,12 +43,13 @@ def main():
 def simulate(study, n_subjects, seed, fmt, outdir, faults):
     """Generate a synthetic EDC transfer for STUDY (deterministic for a seed)."""
     from simulate import faults as fault_mod
-    from simulate.run import deliver, simulate_study
+    from simulate.run import deliver, ensure_new_folder, simulate_study
 
     try:
         kinds = fault_mod.parse_kinds(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
+    ensure_new_folder(outdir)
     t0 = time.perf_counter()
     click.echo(f"simulating {study}: {n_subjects:,} subjects, seed {seed}")
     sim = simulate_study(study, n_subjects, seed)

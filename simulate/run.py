@@ -29,6 +29,12 @@ def odm_file_name(study: str) -> str:
     return f"{study.lower()}_odm.xml"
 
 
+def ensure_new_folder(outdir: Path) -> None:
+    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
+        raise ClinpipeError("output folder is not empty", file=outdir,
+                            hint="choose a new folder: a transfer folder holds one delivery")
+
+
 @dataclass
 class Delivered:
     outdir: Path
@@ -50,9 +56,7 @@ def deliver(sim: SimulatedStudy, fmt: str, outdir: Path, fault_kinds: list[str] 
     study_cfg, forms = load_study(sim.study, root), load_forms(sim.study, root)
     fault_kinds = fault_kinds or []
     outdir = Path(outdir)
-    if outdir.exists() and any(outdir.iterdir()):
-        raise ClinpipeError("output folder is not empty", file=outdir,
-                            hint="choose a new folder: a transfer folder holds one delivery")
+    ensure_new_folder(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     try:
         progress(f"building export frames ({sim.n_records():,} records)")

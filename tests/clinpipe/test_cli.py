@@ -1,0 +1,54 @@
+"""The command line as a user meets it: --help everywhere, the demo, clear errors."""
+import pytest
+from click.testing import CliRunner
+
+from clinpipe.cli import main
+
+
+@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["demo"], ["studies"]])
+def test_help_everywhere(args):
+    res = CliRunner().invoke(main, args + ["--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output
+
+
+def test_demo_writes_raw_summary(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for study in ("RS001", "GLOCART"):
+        reports = tmp_path / study / "reports"
+        assert {p.name for p in reports.iterdir()} >= {"raw_summary.html", "raw_summary.xlsx",
+                                                        "raw_summary.csv"}
+        assert "CSV = ODM: identical frames" in res.output
+
+
+def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
+    ok = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
+    assert ok.exit_code == 0, ok.output
+    before = (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes()
+    monkeypatch.setenv("CLINPIPE_RAW", str(tmp_path / "no-such-raw"))
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
+    assert res.exit_code == 1
+    assert "no transfer folder found" in res.output
+    assert (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["reports"]
+
+
+def test_read_missing_folder_is_one_clear_line(tmp_path):
+    res = CliRunner().invoke(main, ["read", "--transfer", str(tmp_path / "missing")])
+    assert res.exit_code == 2
+    assert "missing" in res.output and "Traceback" not in res.output
+
+
+def test_simulate_rejects_unknown_fault(tmp_path):
+    res = CliRunner().invoke(main, ["simulate", "--study", "RS001", "--out", str(tmp_path / "x"),
+                                    "--faults", "gremlins"])
+    assert res.exit_code == 2 and "unknown fault kind 'gremlins'" in res.output
+
+
+def test_simulate_refuses_non_empty_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    res = CliRunner().invoke(main, ["simulate", "--study", "RS001", "--subjects", "5",
+                                    "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "not empty" in res.output
+    assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -1,0 +1,59 @@
+"""Dagster wiring: definitions load, raw assets materialise, the sensor sees new transfers."""
+import shutil
+
+import dagster as dg
+import pytest
+
+from clinpipe.paths import REPO_ROOT, latest_transfer
+from pipelines.definitions import STUDIES, defs
+
+
+def test_definitions_load():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {f"{s}/raw_export" for s in STUDIES}
+    for study in STUDIES:
+        assert defs.resolve_job_def(f"{study}_refresh")
+        assert defs.resolve_sensor_def(f"{study}_new_transfer")
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_raw_asset_materialises_with_metadata(study):
+    job = defs.resolve_job_def(f"{study}_refresh")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    (mat,) = result.asset_materializations_for_node(f"{study}__raw_export")
+    meta = mat.metadata
+    assert meta["records"].value > 100
+    assert meta["transfer_date"].value == latest_transfer(study).name
+    assert any(name.endswith(".csv") for name in meta["file_hashes"].value)
+    raw = result.output_for_node(f"{study}__raw_export")
+    assert raw.study == study and "AE" in raw.frames
+
+
+def test_sensor_requests_a_run_per_new_transfer(tmp_path, monkeypatch):
+    raw_root = tmp_path / "raw"
+    src = latest_transfer("RS001")
+    shutil.copytree(src, raw_root / "RS001" / src.name)
+    monkeypatch.setenv("CLINPIPE_RAW", str(raw_root))
+    sensor = defs.resolve_sensor_def("RS001_new_transfer")
+    with dg.DagsterInstance.ephemeral() as instance:
+        ctx = dg.build_sensor_context(instance=instance, cursor=None)
+        requests = list(sensor.evaluate_tick(ctx).run_requests)
+        assert [r.run_key for r in requests] == [f"RS001-{src.name}"]
+        cursor = src.name
+        # nothing new: no run; a newer folder: one run for it
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+        assert not sensor.evaluate_tick(ctx).run_requests
+        shutil.copytree(src, raw_root / "RS001" / "2099-01-01")
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+        (req,) = sensor.evaluate_tick(ctx).run_requests
+        assert req.run_key == "RS001-2099-01-01"
+        cfg = req.run_config["ops"]["RS001__raw_export"]["config"]
+        assert cfg["transfer"].endswith("2099-01-01")
+
+
+def test_dagster_yaml_keeps_storage_in_ignored_folder():
+    text = (REPO_ROOT / "dagster.yaml").read_text()
+    assert ".dagster_home/storage" in text
+    assert ".dagster_home/" in (REPO_ROOT / ".gitignore").read_text()
