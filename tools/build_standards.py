@@ -1,0 +1,111 @@
+"""Build the project's SDTM metadata files from the published standards. Run by hand.
+
+    python tools/build_standards.py [--standards ../shared/standards]
+
+Reads SDTMIG v3.4 variable/dataset metadata and the CDISC SDTM Controlled Terminology package
+2025-03-28 (NCI EVS tab-separated file) and writes only what this project uses into
+`sdtm/metadata/`, with `SOURCE.md` recording the source files and their SHA-256, so a fresh
+clone works without the standards folder. Re-run it when a domain or codelist is added.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "sdtm" / "metadata"
+
+# Domains this project produces (SDTM issue) and the special-purpose / relationship datasets.
+DOMAINS = ("DM", "CO", "SE", "SV", "TA", "TE", "TV", "TI", "TS",
+           "EX", "PR", "CM", "AE", "DS", "MH", "IE", "LB", "VS", "EG", "PC", "PP", "RS", "TU",
+           "TR", "FA", "SUPPQUAL", "RELREC")
+# Codelists needed beyond those the variables name: TS parameters and their value lists, and
+# the other lists mapping specs and trial-design builders draw values from.
+EXTRA_CODELISTS = (
+    "C66738",   # Trial Summary Parameter Test Code
+    "C67152",   # Trial Summary Parameter Test Name
+    "C66737",   # Trial Phase Response
+    "C66739",   # Trial Type Response
+    "C66736",   # Trial Intent Type Response
+    "C99076",   # Intervention Model Response
+    "C99078",   # Intervention Type Response
+    "C66785",   # Control Type Response
+    "C66735",   # Trial Blinding Schema Response
+    "C66732",   # Sex of Participants Response
+    "C66781",   # Age Unit
+    "C66729",   # Route of Administration Response
+    "C66726",   # Dosage Form
+    "C71113",   # Frequency
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--standards", type=Path, default=REPO.parent / "shared" / "standards")
+    args = ap.parse_args()
+    ig_vars = args.standards / "sdtmig-3.4" / "Variables.csv"
+    ig_sets = args.standards / "sdtmig-3.4" / "Datasets.csv"
+    ct_file = args.standards / "ct-2025-03-28" / "SDTM Terminology 2025-03-28.txt"
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    with ig_sets.open(encoding="utf-8-sig", newline="") as fh:
+        sets = [r for r in csv.DictReader(fh) if r["Dataset Name"] in DOMAINS]
+    with (OUT / "sdtmig_3.4_datasets.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["dataset", "label", "class", "structure"])
+        for r in sorted(sets, key=lambda r: DOMAINS.index(r["Dataset Name"])):
+            w.writerow([r["Dataset Name"], r["Dataset Label"], r["Class"], r["Structure"]])
+
+    with ig_vars.open(encoding="utf-8-sig", newline="") as fh:
+        variables = [r for r in csv.DictReader(fh) if r["Dataset Name"] in DOMAINS]
+    used = set(EXTRA_CODELISTS)
+    with (OUT / "sdtmig_3.4_variables.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["dataset", "order", "variable", "label", "type", "codelists", "role", "core",
+                    "value_domain", "value_list"])
+        for r in variables:
+            codes = [c.strip() for c in r["CDISC CT Codelist Code(s)"].split(";") if c.strip()]
+            used.update(codes)
+            w.writerow([r["Dataset Name"], r["Variable Order"], r["Variable Name"], r["Variable Label"],
+                        r["Type"], ";".join(codes), r["Role"], r["Core"],
+                        r["Described Value Domain(s)"] or "", r["Value List"]])
+
+    with ct_file.open(encoding="utf-8-sig", newline="") as fh:
+        ct = list(csv.DictReader(fh, delimiter="\t"))
+    names = {r["Code"]: r for r in ct if not r["Codelist Code"]}
+    missing = sorted(c for c in used if c not in names)
+    used -= set(missing)
+    with (OUT / "ct_sdtm_2025-03-28.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["codelist", "codelist_name", "extensible", "codelist_value", "term_code",
+                    "submission_value", "preferred_term", "synonyms"])
+        for r in ct:
+            cl = r["Codelist Code"]
+            if cl in used:
+                head = names[cl]
+                w.writerow([cl, head["Codelist Name"], head["Codelist Extensible (Yes/No)"],
+                            head["CDISC Submission Value"], r["Code"], r["CDISC Submission Value"],
+                            r["NCI Preferred Term"], r["CDISC Synonym(s)"]])
+
+    (OUT / "SOURCE.md").write_text(
+        "# Where these files come from\n\n"
+        "Built by `tools/build_standards.py` (run by hand) from the published standards; do not edit by hand.\n\n"
+        "| file | source | sha256 of source |\n|---|---|---|\n"
+        f"| sdtmig_3.4_datasets.csv | SDTMIG v3.4 `Datasets.csv` (CDISC Library export) | {sha256(ig_sets)} |\n"
+        f"| sdtmig_3.4_variables.csv | SDTMIG v3.4 `Variables.csv` (CDISC Library export) | {sha256(ig_vars)} |\n"
+        f"| ct_sdtm_2025-03-28.csv | CDISC SDTM Controlled Terminology 2025-03-28, NCI EVS `SDTM Terminology 2025-03-28.txt` | {sha256(ct_file)} |\n\n"
+        f"Domains: {', '.join(DOMAINS)}.\n\n"
+        f"Codelists: {len(used)} (those the domains' variables name, plus TS parameter and value lists).\n"
+        + (f"Codelists named but absent from this CT package: {', '.join(missing)}.\n" if missing else ""),
+        encoding="utf-8")
+    print(f"wrote {OUT}: {len(sets)} datasets, {len(variables)} variables, {len(used)} codelists")
+
+
+if __name__ == "__main__":
+    main()
