@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from edc.csv_format import csv_name
 from edc.forms import FormDef, FormsConfig
 
 RECORD_FAULTS = (
@@ -55,10 +56,6 @@ def parse_kinds(text: str | None) -> list[str]:
         elif part:
             raise ValueError(f"unknown fault kind {part!r}; choose from {', '.join(FAULT_KINDS)} or all")
     return list(dict.fromkeys(kinds))
-
-
-def csv_name(form: str) -> str:
-    return f"{form.lower()}.csv"
 
 
 class _Injector:
@@ -207,34 +204,28 @@ def inject_records(frames: dict[str, pd.DataFrame], forms: FormsConfig, kinds: l
     return inj.frames, inj.faults
 
 
-def damage_files(outdir: Path, kinds: list[str], faults: list[Fault], seed: int) -> list[Fault]:
-    """Apply file-level faults to the written export files; return the faults added.
+def misencode_file(outdir: Path, faults: list[Fault]) -> None:
+    """`wrong_encoding`: the EDC wrote the file holding the record that `inject_records` gave
+    non-ASCII text as cp1252 (so the bytes really differ from UTF-8)."""
+    target = next(f for f in faults if f.kind == "wrong_encoding")
+    path = outdir / target.file
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
 
-    `wrong_encoding` re-encodes the file holding the record that `inject_records` gave
-    non-ASCII text (so the bytes really differ from UTF-8); `truncated_file` cuts the largest
-    other file inside a record.
-    """
+
+def truncate_file(outdir: Path, faults: list[Fault], seed: int) -> Fault:
+    """`truncated_file`: the largest file not already damaged is cut inside a record, as a
+    transfer interrupted in transit leaves it."""
     rng = np.random.default_rng([seed, 0xF11E])
-    added = []
-    encoded = ""
-    if "wrong_encoding" in kinds:
-        target = next(f for f in faults if f.kind == "wrong_encoding")
-        path = outdir / target.file
-        path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
-        encoded = target.file
-    if "truncated_file" in kinds:
-        files = sorted((p for p in outdir.iterdir() if p.suffix in (".csv", ".xml")),
-                       key=lambda p: (p.name == encoded, -p.stat().st_size, p.name))
-        path = files[0]
-        data = path.read_bytes()
-        cut = int(len(data) * float(rng.uniform(0.55, 0.9)))
-        # Cut inside a record, never just after a separator, so the damage shows in the bytes.
-        while cut < len(data) and data[cut - 1:cut] in (b"\n", b'"', b","):
-            cut += 1
-        path.write_bytes(data[:cut])
-        added.append(Fault("truncated_file", path.name, "", "", "", "",
-                           f"cut at byte {cut} of {len(data)}"))
-    return added
+    damaged = {f.file for f in faults if f.kind == "wrong_encoding"}
+    files = sorted((p for p in outdir.iterdir() if p.suffix in (".csv", ".xml")),
+                   key=lambda p: (p.name in damaged, -p.stat().st_size, p.name))
+    path = files[0]
+    data = path.read_bytes()
+    cut = int(len(data) * float(rng.uniform(0.55, 0.9)))
+    while cut < len(data) and data[cut - 1:cut] in (b"\n", b'"', b","):
+        cut += 1
+    path.write_bytes(data[:cut])
+    return Fault("truncated_file", path.name, "", "", "", "", f"cut at byte {cut} of {len(data)}")
 
 
 def write_manifest(outdir: Path, faults: list[Fault], seed: int) -> Path:

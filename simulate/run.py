@@ -25,10 +25,6 @@ def simulate_study(study: str, n_subjects: int, seed: int, root: Path | None = N
     return module.run(load_study(study, root), load_forms(study, root), n_subjects, seed)
 
 
-def odm_file_name(study: str) -> str:
-    return f"{study.lower()}_odm.xml"
-
-
 def ensure_new_folder(outdir: Path) -> None:
     if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
         raise ClinpipeError("output folder is not empty", file=outdir,
@@ -46,10 +42,10 @@ def deliver(sim: SimulatedStudy, fmt: str, outdir: Path, fault_kinds: list[str] 
             root: Path | None = None, progress=lambda msg: None) -> Delivered:
     """Write `sim` as one transfer folder in `fmt`, with a transfer manifest and, when faults
     were asked for, `faults.json` listing every fault injected."""
-    from edc.csv_format import write_csv
+    from edc.csv_format import csv_name
     from edc.export import build_frames
-    from edc.odm_format import write_odm
-    from edc.transfer import write_manifest
+    from edc.odm_format import odm_name
+    from edc.transfer import rehash_manifest, write_transfer
 
     if fmt not in FORMATS:
         raise ClinpipeError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
@@ -61,18 +57,18 @@ def deliver(sim: SimulatedStudy, fmt: str, outdir: Path, fault_kinds: list[str] 
     try:
         progress(f"building export frames ({sim.n_records():,} records)")
         frames = build_frames(sim, forms, study_cfg, sim.seed)
-        odm_name = odm_file_name(sim.study)
-        file_for = fault_mod.csv_name if fmt == "csv" else (lambda form: odm_name)
+        file_for = csv_name if fmt == "csv" else (lambda form: odm_name(sim.study))
         frames, faults = fault_mod.inject_records(frames, forms, fault_kinds, sim.seed, file_for)
         progress(f"writing {fmt.upper()} to {outdir}")
-        if fmt == "csv":
-            files = write_csv(frames, forms, outdir)
-        else:
-            files = [write_odm(frames, forms, study_cfg, outdir / odm_name)]
-        # The EDC computes the manifest over what it sent; damage happens in transit, after.
-        write_manifest(outdir, study=sim.study, transfer_date=sim.transfer_date, fmt=fmt,
-                       files=files, seed=sim.seed)
-        faults += fault_mod.damage_files(outdir, fault_kinds, faults, sim.seed)
+        files = write_transfer(frames, forms, study_cfg, outdir, format=fmt,
+                               transfer_date=sim.transfer_date)
+        if "wrong_encoding" in fault_kinds:
+            # The EDC itself wrote cp1252, so its manifest hashes the cp1252 bytes.
+            fault_mod.misencode_file(outdir, faults)
+            rehash_manifest(outdir)
+        if "truncated_file" in fault_kinds:
+            # Truncation happens in transit, after the manifest: the hash check must catch it.
+            faults.append(fault_mod.truncate_file(outdir, faults, sim.seed))
         if fault_kinds:
             fault_mod.write_manifest(outdir, faults, sim.seed)
     except BaseException:

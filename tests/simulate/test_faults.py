@@ -2,6 +2,7 @@
 import pandas as pd
 import pytest
 
+from edc.csv_format import csv_name
 from edc.forms import load_forms
 from simulate import faults as F
 
@@ -92,8 +93,9 @@ def test_injection_is_deterministic(forms, frames):
 def test_file_faults(tmp_path, forms, frames):
     _, faults = F.inject_records(frames, forms, ["wrong_encoding"], seed=1)
     for oid, frame in _.items():
-        frame.to_csv(tmp_path / F.csv_name(oid), index=False)
-    added = F.damage_files(tmp_path, ["wrong_encoding", "truncated_file"], faults, seed=1)
+        frame.to_csv(tmp_path / csv_name(oid), index=False)
+    F.misencode_file(tmp_path, faults)
+    added = [F.truncate_file(tmp_path, faults, seed=1)]
     enc = faults[0]
     with pytest.raises(UnicodeDecodeError):
         (tmp_path / enc.file).read_text(encoding="utf-8")

@@ -1,0 +1,281 @@
+"""GLOCART simulator: the records follow the protocol and the EDC dictionary.
+
+One small simulated study (module fixture) is checked against the study design read from
+mappings/GLOCART/study.yaml and against the simulator's own truth; no value of the design is
+restated here except through the configuration.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from clinpipe.config import load_study
+from edc.forms import load_forms
+from simulate import glocart
+from simulate.model import SYSTEM_KEYS
+
+N, SEED = 60, 20240611
+ISO = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_study("GLOCART")
+
+
+@pytest.fixture(scope="module")
+def forms():
+    return load_forms("GLOCART")
+
+
+@pytest.fixture(scope="module")
+def sim(study, forms):
+    return glocart.run(study, forms, N, SEED)
+
+
+@pytest.fixture(scope="module")
+def truth(sim):
+    return {t["SUBJECT"]: t for t in sim.truth["subjects"]}
+
+
+def _d(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _by_subject(sim, form):
+    out: dict[str, list[dict]] = {}
+    for r in sim.records[form]:
+        out.setdefault(r["SUBJECT"], []).append(r)
+    return out
+
+
+def _window(study, folder):
+    v = study.visit_by_folder[folder]
+    return v.day + v.window[0], v.day + v.window[1]
+
+
+# -- the study as a whole --------------------------------------------------------------------
+
+def test_deterministic_for_a_seed(study, forms, sim):
+    again = glocart.run(study, forms, N, SEED)
+    assert again.records == sim.records
+    assert again.truth == sim.truth
+    other = glocart.run(study, forms, N, SEED + 1)
+    assert other.records != sim.records
+
+
+def test_every_subject_screened_and_branches_exercised(sim, truth):
+    assert len(truth) == N
+    assert len(sim.records["ENR"]) == N
+    t = list(truth.values())
+    assert any(s["screen_failure"] for s in t)
+    assert any(s["dropout"] for s in t)
+    cohorts = {s["cohort"] for s in t}
+    assert {"CART", "CARTASCT"} <= cohorts
+    assert any(s["consolidation"] for s in t) and any(s["cart_date"] and not s["consolidation"] for s in t)
+
+
+def test_records_match_the_dictionary(sim, forms, study):
+    """Every field is declared for its form, codes are in their codelists, dates are ISO 8601
+    (partial allowed), numbers are numbers, folders are the study's."""
+    folders = set(study.visit_by_folder) | set(study.edc_folders.names)
+    for oid, records in sim.records.items():
+        form = forms.form(oid)
+        declared = set(form.field_by_oid) | set(SYSTEM_KEYS)
+        for r in records:
+            assert set(r) <= declared, (oid, set(r) - declared)
+            for f in form.fields:
+                v = r.get(f.oid)
+                if v is None:
+                    continue
+                if f.codelist:
+                    assert v in forms.codelists[f.codelist], (oid, f.oid, v)
+                if f.type == "date":
+                    assert ISO.match(v), (oid, f.oid, v)
+                if f.type in ("integer", "float"):
+                    assert isinstance(v, (int, float)), (oid, f.oid, v)
+                if f.type == "integer":
+                    assert isinstance(v, int), (oid, f.oid, v)
+            assert r["FOLDER"] in folders, (oid, r["FOLDER"])
+
+
+def test_nothing_after_death_end_of_study_or_transfer(sim, truth, forms):
+    transfer = sim.transfer_date.isoformat()
+    for oid, records in sim.records.items():
+        dates = [f.oid for f in forms.form(oid).fields if f.type == "date"]
+        for r in records:
+            t = truth[r["SUBJECT"]]
+            limit = min(x for x in (transfer, t["death_date"], t["end_date"]) if x)
+            assert r["_ENTRY"] <= transfer
+            for f in dates:
+                v = r.get(f)
+                if v:
+                    # a partial date is late only when all of it is after the limit
+                    assert v <= limit or limit.startswith(v), (oid, r["SUBJECT"], f, v, limit)
+
+
+def test_death_and_disposition_agree_with_truth(sim, truth):
+    dth = _by_subject(sim, "DTH")
+    ds = _by_subject(sim, "DS")
+    for subj, t in truth.items():
+        if t["death_date"]:
+            assert [r["DTHDAT"] for r in dth[subj]] == [t["death_date"]]
+            assert ds[subj][0]["DSDECOD"] == "2"
+        else:
+            assert subj not in dth
+        if t["screen_failure"]:
+            assert ds[subj][0]["DSDECOD"] == "8"
+
+
+# -- screening, phase 1 ------------------------------------------------------------------------
+
+DOSING = ("GLOEX", "AGX", "LD", "COND", "ASCT", "CART", "CONS")
+
+
+def test_screen_failures_have_no_dosing(sim, truth):
+    enr = {r["SUBJECT"]: r for r in sim.records["ENR"]}
+    failures = {s for s, t in truth.items() if t["screen_failure"]}
+    for s in failures:
+        assert enr[s]["ELIG"] == "N" and enr[s]["IECRIT"]
+    for form in DOSING + ("APH", "SCC", "COH", "RSP"):
+        assert not failures & {r["SUBJECT"] for r in sim.records[form]}, form
+
+
+def test_phase1_dosing_on_schedule(sim, study, truth):
+    """Obinutuzumab on C1D1; glofitamab step-up on C1D8 / C1D15 and C2D1 within the visit
+    windows (a C2D1 delayed past its window is flagged GXDELAY=Y)."""
+    regimen = {(a.name, a.dose): a.days[0] for a in study.regimen("GLOFIT").agents}
+    checked = 0
+    for r in sim.records["GLOEX"]:
+        c1d1 = _d(truth[r["SUBJECT"]]["c1d1_date"])
+        agent = "OBINUTUZUMAB" if r["GXAGENT"] == "OBI" else "GLOFITAMAB"
+        day = regimen[(agent, r["GXDOSE"])]
+        lo, hi = _window(study, r["FOLDER"])
+        assert study.visit_by_folder[r["FOLDER"]].day == day
+        actual = (_d(r["GXDAT"]) - c1d1).days
+        if r["GXDELAY"] == "Y":
+            assert actual > hi
+        else:
+            assert lo <= actual <= hi, (r["SUBJECT"], r["FOLDER"], actual)
+        assert (r["GXCYC"], r["GXDAY"]) == (day // 21 + 1, day % 21 + 1)
+        assert r["GXSTEP"] == (None if agent == "OBINUTUZUMAB" else ("Y" if r["GXDOSE"] < 30 else "N"))
+        checked += 1
+    assert checked
+
+
+def test_apheresis_before_first_glofitamab_unless_contraindicated(sim, truth):
+    glo = {}
+    for r in sim.records["GLOEX"]:
+        if r["GXAGENT"] == "GLO":
+            glo[r["SUBJECT"]] = min(glo.get(r["SUBJECT"], r["GXDAT"]), r["GXDAT"])
+    for r in sim.records["APH"]:
+        if r["APHCI"] == "N" and r["SUBJECT"] in glo:
+            assert r["APHDAT"] < glo[r["SUBJECT"]]
+        if r["APHCI"] == "Y" and r["APHDAT"] and r["SUBJECT"] in glo:
+            assert r["APHDAT"] > glo[r["SUBJECT"]]
+
+
+def test_agent_x_given_with_its_regimen(sim, truth):
+    for r in sim.records["AGX"]:
+        t = truth[r["SUBJECT"]]
+        assert t["agent_x"]
+        assert r["AXSTDAT"] <= r["AXENDAT"]
+        assert r["AXSTDAT"] >= t["c1d1_date"]
+
+
+# -- phase 2 -------------------------------------------------------------------------------------
+
+def test_dropouts_have_no_phase2_records(sim, truth):
+    coh = {r["SUBJECT"]: r for r in sim.records["COH"]}
+    dropouts = {s for s, t in truth.items() if t["dropout"]}
+    assert dropouts
+    for s in dropouts:
+        if s in coh:
+            assert coh[s]["COHPROC"] == "N" and coh[s]["NPRSN"] == truth[s]["dropout"]
+    for form in ("LD", "COND", "ASCT", "CART", "CONS", "CTDNA"):
+        assert not dropouts & {r["SUBJECT"] for r in sim.records[form]}, form
+
+
+def test_cart_on_day0_or_asct_plus_3(sim, study, truth):
+    """CAR-T alone: fludarabine/cyclophosphamide on Days -5..-3, CAR-T on Day 0.
+    CAR-T + ASCT: conditioning before ASCT Day 0, CAR-T on ASCT Day +3 (+/-1)."""
+    cart = {r["SUBJECT"]: _d(r["CARTDAT"]) for r in sim.records["CART"]}
+    asct = {r["SUBJECT"]: _d(r["ASCTDAT"]) for r in sim.records["ASCT"]}
+    ld = _by_subject(sim, "LD")
+    cond = _by_subject(sim, "COND")
+    fc_days = sorted({d for a in study.regimen("FC").agents for d in a.days})
+    assert cart
+    for s, when in cart.items():
+        t = truth[s]
+        assert t["cohort"] in ("CART", "CARTASCT")
+        if t["cohort"] == "CART":
+            assert s not in asct and s not in cond
+            assert sorted({(_d(r["LDDAT"]) - when).days for r in ld[s]}) == fc_days
+        else:
+            assert s not in ld
+            assert 2 <= (when - asct[s]).days <= 4
+            assert all(-7 <= (_d(r["CDDAT"]) - asct[s]).days <= -1 for r in cond[s])
+    assert set(asct) <= set(cart)
+
+
+def test_end_of_phase1_assessment_within_14_days_of_phase2(sim, truth):
+    """The pre-CAR-T response (CR/ORR before CAR-T) is the last scan <= 14 days before the
+    first lymphodepletion or conditioning dose."""
+    eop1 = {r["SUBJECT"]: _d(r["RSDAT"]) for r in sim.records["RSP"] if r["FOLDER"] == "EOP1"}
+    first = {}
+    for form, field in (("LD", "LDDAT"), ("COND", "CDDAT")):
+        for r in sim.records[form]:
+            first[r["SUBJECT"]] = min(first.get(r["SUBJECT"], _d(r[field])), _d(r[field]))
+    assert first
+    for s, start in first.items():
+        assert 0 < (start - eop1[s]).days <= 14, s
+        assert truth[s]["phase2_start"] == start.isoformat()
+
+
+def test_consolidation_exactly_when_deauville_4_5_or_ctdna_positive(sim, study, truth):
+    cons_cfg = study.consolidation
+    d28 = {r["SUBJECT"]: r for r in sim.records["RSP"] if r["FOLDER"] == cons_cfg.assessed_at}
+    ct = {r["SUBJECT"]: r["CTRES"] for r in sim.records["CTDNA"]}
+    given = _by_subject(sim, "CONS")
+    transfer = sim.transfer_date.isoformat()
+    for s, rsp in d28.items():
+        trigger = int(rsp["DEAUV"]) >= cons_cfg.deauville_min or ct[s] == "POS"
+        t = truth[s]
+        assert t["consolidation_indicated"] == trigger
+        if s in given:
+            assert trigger
+            assert len(given[s]) <= cons_cfg.cycles
+            assert min(r["CSDAT"] for r in given[s]) > rsp["RSDAT"]
+            assert all(r["CSDOSE"] == cons_cfg.dose for r in given[s])
+        elif trigger:
+            # indicated but not (yet) given: the subject died, left or data were cut first
+            limit = min(x for x in (transfer, t["death_date"], t["end_date"]) if x)
+            assert t["cons_start"] > limit
+    assert any(truth[s]["consolidation"] for s in given)
+
+
+def test_responses_have_lesion_measurements(sim):
+    tl = {}
+    for r in sim.records["TL"]:
+        tl.setdefault((r["SUBJECT"], r["FOLDER"], r["FOLDERSEQ"]), []).append(r)
+    baseline = {r["SUBJECT"]: r for r in sim.records["TL"] if r["FOLDER"] == "SCR"}
+    for r in sim.records["RSP"]:
+        rows = tl[(r["SUBJECT"], r["FOLDER"], r["FOLDERSEQ"])]
+        targets = [x for x in rows if x["TLCAT"] == "T"]
+        assert targets and all(x["TLDAT"] == r["RSDAT"] for x in rows)
+        if r["RSOVR"] == "CR":
+            assert all(x["TLLDI"] <= 15 for x in targets)
+            assert r["DEAUV"] in (None, "1", "2", "3")
+        if r["RSNEWL"] == "Y":
+            assert any(x["TLCAT"] == "NEW" for x in rows)
+        assert r["SUBJECT"] in baseline
+
+
+def test_truth_cart_subjects_have_day28_tests_or_an_early_exit(sim, truth):
+    ct = {r["SUBJECT"] for r in sim.records["CTDNA"]}
+    for s, t in truth.items():
+        if t["cart_date"] and s not in ct:
+            limit = min(x for x in (sim.transfer_date.isoformat(), t["death_date"], t["end_date"]) if x)
+            assert (_d(limit) - _d(t["cart_date"])).days < 32, s
