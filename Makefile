@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean-out help dagster
+.PHONY: demo test venv lock clean-out help dagster samples
 
 help:
 	@echo "make demo   - raw -> reports for both studies on the bundled sample data (out/)"
@@ -38,3 +38,11 @@ clean-out:
 
 dagster: $(STAMP)
 	DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -m pipelines.definitions
+
+# The committed sample transfers (deterministic: same seeds, same files). See data/raw/README.md.
+samples: $(STAMP)
+	rm -rf data/raw/RS001 data/raw/GLOCART
+	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format csv --out 'data/raw/RS001/{transfer_date}/csv'
+	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format odm --out 'data/raw/RS001/{transfer_date}/odm'
+	$(BIN)/clinpipe simulate --study GLOCART --subjects 40 --seed 1 --format csv --out 'data/raw/GLOCART/{transfer_date}/csv'
+	$(BIN)/clinpipe simulate --study GLOCART --subjects 40 --seed 1 --format odm --out 'data/raw/GLOCART/{transfer_date}/odm'

@@ -34,8 +34,9 @@ def main():
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed; same seed, same export.")
 @click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "odm"]),
               help="CSV per form, or one CDISC ODM 1.3.2 XML file.")
-@click.option("--out", "outdir", required=True, type=click.Path(path_type=Path),
-              help="Transfer folder to create (must be new or empty).")
+@click.option("--out", "outdir", required=True,
+              help="Transfer folder to create (must be new or empty); '{transfer_date}' in it is "
+                   "replaced by the simulated transfer date, e.g. data/raw/RS001/{transfer_date}/csv.")
 @click.option("--faults", default="", help="Comma-separated fault kinds to inject, or 'all'. "
               "Kinds: duplicate_record, inactivated_record, impossible_date, unknown_code, "
               "missing_required, out_of_range, orphan_subject, non_ascii, long_text, "
@@ -49,12 +50,14 @@ def simulate(study, n_subjects, seed, fmt, outdir, faults):
         kinds = fault_mod.parse_kinds(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    ensure_new_folder(outdir)
+    if "{transfer_date}" not in outdir:
+        ensure_new_folder(Path(outdir))
     t0 = time.perf_counter()
     click.echo(f"simulating {study}: {n_subjects:,} subjects, seed {seed}")
     sim = simulate_study(study, n_subjects, seed)
     click.echo(f"  {sim.n_records():,} records in {len(sim.records)} forms, "
                f"transfer date {sim.transfer_date} ({time.perf_counter() - t0:.1f} s)")
+    outdir = Path(outdir.replace("{transfer_date}", sim.transfer_date.isoformat()))
     done = deliver(sim, fmt, outdir, kinds, progress=lambda m: click.echo(f"  {m}"))
     size = sum(p.stat().st_size for p in done.outdir.iterdir())
     click.echo(f"wrote {len(done.files)} file(s), {size / 1e6:.1f} MB, to {done.outdir} "
