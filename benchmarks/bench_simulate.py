@@ -11,7 +11,6 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,9 @@ def run(cmd: list[str]) -> tuple[float, float]:
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:
+        # The child's own progress output would bury the figures: send it to /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
         os.execv(cmd[0], cmd)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t0

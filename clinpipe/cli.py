@@ -75,8 +75,7 @@ def simulate(study, n_subjects, seed, fmt, outdir, faults):
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV files.")
 def read(study, transfer, fmt, encoding):
     """Read one EDC transfer and print what it holds (records, subjects, findings)."""
-    from clinpipe.paths import latest_transfer
-    from clinpipe.paths import transfer_formats
+    from clinpipe.paths import latest_transfer, transfer_formats
     from edc.read import read_transfer
 
     if transfer is None:
@@ -100,7 +99,8 @@ def read(study, transfer, fmt, encoding):
 def demo(out_root, studies):
     """Run both studies on the bundled sample exports, as far as the built layers go."""
     from clinpipe.config import available_studies
-    from clinpipe.paths import latest_transfer, out_root as default_root
+    from clinpipe.paths import latest_transfer
+    from clinpipe.paths import out_root as default_root
     from clinpipe.raw_summary import summarise_study
 
     root = out_root or default_root()

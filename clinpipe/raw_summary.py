@@ -17,6 +17,7 @@ from clinpipe.paths import transfer_formats
 from clinpipe.reports import write_report
 from edc.read import RawTransfer, read_transfer
 
+
 def compare_frames(a: RawTransfer, b: RawTransfer) -> list[str]:
     """Forms whose frames differ between two reads of one transfer (empty list = identical)."""
     differ = sorted(set(a.frames) ^ set(b.frames))

@@ -41,9 +41,9 @@ def write_report(outdir: Path, name: str, title: str, sheets: dict[str, pd.DataF
 
 
 def _html(title: str, sheets: dict[str, pd.DataFrame], meta: dict[str, str]) -> str:
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
+    head = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>")
+    parts = [head, f"<h1>{html.escape(title)}</h1>"]
     if meta:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                        for k, v in meta.items())

@@ -150,7 +150,7 @@ def window_offset(rng: np.random.Generator, window: tuple[int, int]) -> int:
     lo, hi = window
     if lo == hi == 0:
         return 0
-    return int(round(rng.triangular(lo - 0.49, 0.0, hi + 0.49)))
+    return round(rng.triangular(lo - 0.49, 0.0, hi + 0.49))
 
 
 def visit_days(visits: Sequence[Visit], rng: np.random.Generator) -> dict[str, int]:
@@ -1390,7 +1390,7 @@ def build_lab_curves(rng: np.random.Generator, subj: Subject, disease: str, firs
 
 
 def _fmt(value: float, decimals: int) -> str:
-    return f"{value:.{decimals}f}" if decimals > 0 else str(int(round(value)))
+    return f"{value:.{decimals}f}" if decimals > 0 else str(round(value))
 
 
 def lab_result(test: str, si_value: float, units: str, sex: str, rng: np.random.Generator,
@@ -1460,7 +1460,7 @@ def add_vitals(rec: Recorder, subj: Subject, folder: str, date: dt.date, rng: np
     sys_bp, dia_bp = float(np.clip(sys_bp, 75, 190)), float(np.clip(dia_bp, 40, 110))
     pulse = float(np.clip(pulse, 48, 150))
     values = {"VSDAT": iso(date), "VSTIM": time or clock(rng, "07:30", "11:30"), "VSTPT": tpt,
-              "SYSBP": int(round(sys_bp)), "DIABP": int(round(dia_bp)), "PULSE": int(round(pulse)),
+              "SYSBP": round(sys_bp), "DIABP": round(dia_bp), "PULSE": round(pulse),
               "TEMP": round(float(temp), 1), "RESP": int(resp), "SPO2": int(spo2),
               "WEIGHT": round(subj.weight_kg + float(rng.normal(0, 0.4)), 1) if weight else None,
               "HEIGHT": subj.height_cm if height else None}
@@ -1472,7 +1472,7 @@ def add_ecg(rec: Recorder, subj: Subject, folder: str, date: dt.date, rng: np.ra
     hr = float(np.clip(rng.normal(78, 10) + (18 if crs_grade >= 1 else 0), 48, 150))
     qtcf = float(np.clip(rng.normal(412 if subj.sex == "M" else 422, 15), 360, 500))
     intp = pick(rng, {"1": 0.82, "2": 0.16, "3": 0.02}) if crs_grade < 2 else pick(rng, {"1": 0.5, "2": 0.45, "3": 0.05})
-    values = {"EGDAT": iso(date), "EGTPT": tpt, "EGHR": int(round(hr)), "QTCF": int(round(qtcf)), "EGINTP": intp}
+    values = {"EGDAT": iso(date), "EGTPT": tpt, "EGHR": round(hr), "QTCF": round(qtcf), "EGINTP": intp}
     return rec.add("EG", subj, folder, values, date=date, folderseq=folderseq)
 
 
@@ -1551,7 +1551,7 @@ CK_UNITS = {"QPCR": "copies/ug gDNA", "FLOW": "cells/uL"}
 def _sig(x: float, digits: int = 3) -> float:
     if x <= 0:
         return 0.0
-    return round(x, -int(math.floor(math.log10(x))) + digits - 1)
+    return round(x, -math.floor(math.log10(x)) + digits - 1)
 
 
 def ck_result(rng: np.random.Generator, p: CkParams, day: float, method: str,

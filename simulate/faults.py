@@ -116,7 +116,7 @@ class _Injector:
         self._note("duplicate_record", form.oid, new, "", f"copy of RECORDID {src['RECORDID']}")
 
     def inactivated_record(self):
-        form, field, row = self._choose(lambda f: f.required, "inactivated_record")
+        form, _, row = self._choose(lambda f: f.required, "inactivated_record")
         src = self.frames[form.oid].loc[row].copy()
         src["RECORDACTIVE"] = "0"
         new = self._append(form.oid, src)

@@ -248,7 +248,7 @@ class _Trial:
         scale = len(eligible) > total_cap
         if scale:
             f = len(eligible) / total_cap
-            caps = {k: int(math.ceil(v * f)) for k, v in caps.items()}
+            caps = {k: math.ceil(v * f) for k, v in caps.items()}
         assigned = {k: 0 for k in caps}
         for s in plan:
             room = {k: max(caps[k] - assigned[k], 0) for k in caps}

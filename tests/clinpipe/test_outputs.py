@@ -12,19 +12,17 @@ def test_staged_layer_replaces_only_on_success(tmp_path):
     final = tmp_path / "S1" / "reports"
     assert (final / "a.txt").read_text() == "good run"
 
-    with pytest.raises(RuntimeError):
-        with staged_layer("S1", "reports", tmp_path) as d:
-            (d / "a.txt").write_text("half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_layer("S1", "reports", tmp_path) as d:
+        (d / "a.txt").write_text("half-written")
+        raise RuntimeError("boom")
     # the failed run left the previous good output and no staging debris
     assert (final / "a.txt").read_text() == "good run"
     assert sorted(p.name for p in (tmp_path / "S1").iterdir()) == ["reports"]
 
 
 def test_unknown_layer_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown output layer"):
-        with staged_layer("S1", "nonsense", tmp_path):
-            pass
+    with pytest.raises(ValueError, match="unknown output layer"), staged_layer("S1", "nonsense", tmp_path):
+        pass
 
 
 def test_report_formats_open(tmp_path):

@@ -117,11 +117,11 @@ def test_folder_named_like_a_form_round_trips_through_odm(tmp_path):
     from lxml import etree
 
     from clinpipe.config import load_study
+    from edc.export import build_frames
     from edc.forms import load_forms
     from edc.read import read_transfer
     from edc.transfer import write_transfer
     from simulate.run import simulate_study
-    from edc.export import build_frames
 
     study, forms = load_study("GLOCART"), load_forms("GLOCART")
     sim = simulate_study("GLOCART", 6, seed=2)
