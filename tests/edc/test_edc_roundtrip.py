@@ -106,9 +106,9 @@ def test_metadata_and_summary(transfers, forms):
     assert dm.field_codelists["SEX"] == "SEX" and dm.codelists["SEX"]["F"] == "Female"
     assert set(raw.file_hashes) == {"tst_odm.xml"} and raw.sources["DM"] == "tst_odm.xml"
     summary = raw.summary().set_index("form")
-    assert list(summary.columns) == ["records", "active", "inactive", "subjects", "findings"]
-    assert summary.loc["AE"].tolist() == [5, 4, 1, 3, summary.loc["AE", "findings"]]
-    assert summary.loc["DS"].tolist() == [0, 0, 0, 0, 0]
+    assert list(summary.columns) == ["name", "records", "active", "inactive", "subjects", "findings"]
+    assert summary.loc["AE"].tolist() == ["Adverse events", 5, 4, 1, 3, summary.loc["AE", "findings"]]
+    assert summary.loc["DS"].tolist() == ["End of study", 0, 0, 0, 0, 0]
     assert summary["findings"].sum() == len(raw.findings)
 
 
