@@ -469,12 +469,7 @@ class SubjectSim:
             runs = C.crs_runs(rng, crs_grade, long_g3=dtype == "CRS-G3-72H", fatal=fatal)
             tox["crs_runs"], tox["crs_onset"] = runs, onset
             tox["crs_grade"] = crs_grade
-            onset_date = self.subj.on(onset)
-            if fatal:
-                segs, death = C.fatal_runs_to_segments(runs, onset_date)
-                tox["death_day"], tox["fatal_pt"] = self.subj.day_of(death), _CRS
-            else:
-                segs = C.runs_to_segments(runs, onset_date)
+            segs = self._segments(tox, runs, onset, fatal, _CRS)
             tox["episodes"].append(C.Episode(_CRS, segs, rel=C.pick(rng, {"4": 0.6, "5": 0.4}), rel_ld="1",
                                              scale="ASTCT", fatal=fatal, llt_index=int(rng.integers(0, 3))))
         crs_daily = C.daily_grades(tox["crs_runs"] or [], tox["crs_onset"] or 0, FIRST_DAY, N_DAYS)
@@ -496,12 +491,7 @@ class SubjectSim:
                 onset = int(rng.integers(4, 13))
             fatal = g5 and fatal_kind == _ICANS
             runs = C.icans_runs(rng, icans_grade, fatal=fatal)
-            onset_date = self.subj.on(onset)
-            if fatal:
-                segs, death = C.fatal_runs_to_segments(runs, onset_date)
-                tox["death_day"], tox["fatal_pt"] = self.subj.day_of(death), _ICANS
-            else:
-                segs = C.runs_to_segments(runs, onset_date)
+            segs = self._segments(tox, runs, onset, fatal, _ICANS)
             tox["icans"] = (icans_grade, onset, runs)
             tox["episodes"].append(C.Episode(_ICANS, segs, rel=C.pick(rng, {"4": 0.6, "5": 0.4}), rel_ld="1",
                                              scale="ASTCT", fatal=fatal, llt_index=int(rng.integers(0, 3))))
@@ -542,6 +532,15 @@ class SubjectSim:
             tox["prolonged"] = C.pick(rng, {"NEUT": 0.5, "PLT": 0.5})
         self._background_aes(tox)
         return tox
+
+    def _segments(self, tox: dict, runs, onset: int, fatal: bool, pt: str) -> list:
+        """AE segments of a CRS/ICANS episode; a fatal one also sets the death day and cause."""
+        onset_date = self.subj.on(onset)
+        if not fatal:
+            return C.runs_to_segments(runs, onset_date)
+        segs, death = C.fatal_runs_to_segments(runs, onset_date)
+        tox["death_day"], tox["fatal_pt"] = self.subj.day_of(death), pt
+        return segs
 
     def _add_alt(self, tox: dict, onset: int, runs: list[tuple[int, int]], rel: str) -> None:
         """Transaminase elevation: the AE and the ALT/AST lab values come from the same course."""

@@ -57,3 +57,17 @@ def test_dagster_yaml_keeps_storage_in_ignored_folder():
     text = (REPO_ROOT / "dagster.yaml").read_text()
     assert ".dagster_home/storage" in text
     assert ".dagster_home/" in (REPO_ROOT / ".gitignore").read_text()
+
+
+def test_dagster_cli_validates_definitions(tmp_path):
+    """What a user runs: `dagster definitions validate -m pipelines.definitions`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("dagster")
+    res = subprocess.run([str(exe), "definitions", "validate", "-m", "pipelines.definitions"],
+                         cwd=REPO_ROOT, env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "All code locations passed validation" in res.stderr + res.stdout
