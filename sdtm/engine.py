@@ -1,0 +1,129 @@
+"""Run a mapping spec over a raw transfer: one SDTM domain (+ SUPP--), its rejections and trace.
+
+Nothing is dropped silently: a raw record either becomes an SDTM record (its RECORDID kept in
+the trace) or a row in the rejection listing with form, record, field, value and reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from edc.read import RawTransfer
+from sdtm import metadata
+from sdtm.algorithms import ALGORITHMS, Context
+from sdtm.spec import DomainSpec
+
+REJECTION_COLUMNS = ["FORM", "RECORDID", "SUBJECT", "FIELD", "VALUE", "REASON"]
+ISSUE_COLUMNS = ["DOMAIN", "VARIABLE", "FORM", "RECORDID", "SUBJECT", "VALUE", "MESSAGE"]
+
+
+@dataclass
+class DomainResult:
+    domain: str
+    data: pd.DataFrame
+    supp: pd.DataFrame | None
+    trace: pd.DataFrame            # USUBJID, --SEQ, FORM, RECORDID of every SDTM record
+    issues: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ISSUE_COLUMNS))
+
+
+def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Active, non-duplicate records of enrolled subjects, and the rest as rejections."""
+    df = raw.frames[form]
+    dup_of = {f.record: f.message for f in raw.findings if f.kind == "duplicate_record" and f.form == form}
+    reasons = pd.Series("", index=df.index, dtype=object)
+    reasons[df["RECORDACTIVE"] == "0"] = "inactivated in the EDC"
+    is_dup = df["RECORDID"].isin(dup_of) & (reasons == "")
+    reasons[is_dup] = "duplicate record: " + df.loc[is_dup, "RECORDID"].map(dup_of).astype(object).astype(str)
+    orphan = ~df["SUBJECT"].isin(enrolled) & (reasons == "")
+    reasons[orphan] = "subject has no enrolment record: not an enrolled study subject"
+    rejected = reasons != ""
+    rej = pd.DataFrame({"FORM": form, "RECORDID": df.loc[rejected, "RECORDID"],
+                        "SUBJECT": df.loc[rejected, "SUBJECT"],
+                        "FIELD": np.where(orphan[rejected], "SUBJECT",
+                                          np.where(is_dup[rejected], "", "RECORDACTIVE")),
+                        "VALUE": "", "REASON": reasons[rejected]}, columns=REJECTION_COLUMNS)
+    rej["VALUE"] = np.where(rej["FIELD"] == "SUBJECT", rej["SUBJECT"],
+                            np.where(rej["FIELD"] == "RECORDACTIVE", "0", ""))
+    return df[~rejected], rej
+
+
+def enrolled_subjects(raw: RawTransfer) -> set[str]:
+    form = raw.forms.enrolment_form
+    df = raw.frames[form]
+    return set(df.loc[df["RECORDACTIVE"] != "0", "SUBJECT"])
+
+
+def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enrolled: set[str]) -> pd.DataFrame:
+    """Bring FORM.FIELD values of other forms onto the source rows: the subject's first active
+    record of that form (subject-level forms such as ENR or INF)."""
+    refs = sorted({r for v in [*spec.variables.values(), *(s.var for s in spec.supp)]
+                   if v.algorithm != "subject_date"
+                   for r in ALGORITHMS[v.algorithm].fields(v) if "." in r})
+    out = src
+    for form in sorted({r.split(".")[0] for r in refs}):
+        cols = [r.split(".", 1)[1] for r in refs if r.startswith(f"{form}.")]
+        cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in raw.frames[form].columns]
+        other, _ = accepted_records(raw, form, enrolled)
+        first = (other.sort_values("RECORDID", key=lambda s: s.astype(int))
+                 .drop_duplicates("SUBJECT")[["SUBJECT", *cols]])
+        first = first.rename(columns={c: f"{form}.{c}" for c in cols})
+        out = out.merge(first, on="SUBJECT", how="left").set_index(out.index)
+    return out.fillna({c: "" for c in out.columns if "." in c})
+
+
+def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Series | None = None,
+               elements: pd.DataFrame | None = None) -> tuple[DomainResult, pd.DataFrame]:
+    """Map one spec; returns the domain result and the rejected raw records of its source."""
+    enrolled = enrolled_subjects(raw)
+    src, rejected = accepted_records(raw, spec.source, enrolled)
+    if spec.filter:
+        keep = src.eval(spec.filter, engine="python").astype(bool)
+        src = src[keep]
+    src = _join_other_forms(src, spec, raw, enrolled)
+    studyid = study.study.studyid
+    out = pd.DataFrame(index=src.index)
+    out["STUDYID"] = studyid
+    out["DOMAIN"] = spec.domain
+    out["USUBJID"] = studyid + "-" + src["SUBJECT"]
+    active = {form: accepted_records(raw, form, enrolled)[0] for form in raw.frames}
+    ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active)
+    for name, var in spec.variables.items():
+        out[name] = ALGORITHMS[var.algorithm].run(ctx, var)
+    dom = metadata.domain(spec.domain)
+    seq_var = f"{spec.domain}SEQ"
+    if dom.has(seq_var):
+        out = _derive_seq(out, spec, seq_var)
+    trace = pd.DataFrame({"USUBJID": out["USUBJID"], "SEQ": out.get(seq_var), "FORM": spec.source,
+                          "RECORDID": src.loc[out.index, "RECORDID"]})
+    supp = _supp(spec, ctx, out, seq_var) if spec.supp else None
+    issues = pd.DataFrame(
+        [(spec.domain, v, spec.source, src.at[i, "RECORDID"], src.at[i, "SUBJECT"], value, msg)
+         for v, i, value, msg in ctx.issues], columns=ISSUE_COLUMNS)
+    return DomainResult(spec.domain, out.reset_index(drop=True), supp, trace.reset_index(drop=True),
+                        issues), rejected
+
+
+def _derive_seq(out: pd.DataFrame, spec: DomainSpec, seq_var: str) -> pd.DataFrame:
+    """--SEQ: 1..n per subject in the order of the spec's natural key (then raw record order)."""
+    keys = ["USUBJID", *[k for k in spec.keys if k not in ("STUDYID", "USUBJID")]]
+    ordered = out.sort_values(keys, kind="stable")
+    ordered[seq_var] = ordered.groupby("USUBJID").cumcount().astype("float64") + 1
+    return ordered
+
+
+def _supp(spec: DomainSpec, ctx: Context, out: pd.DataFrame, seq_var: str) -> pd.DataFrame:
+    ctx.out = out
+    frames = []
+    for s in spec.supp:
+        qval = ALGORITHMS[s.var.algorithm].run(ctx, s.var).reindex(out.index).fillna("").astype(str)
+        has = qval != ""
+        frames.append(pd.DataFrame({
+            "STUDYID": out.loc[has, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": out.loc[has, "USUBJID"],
+            "IDVAR": seq_var, "IDVARVAL": out.loc[has, seq_var].map(lambda v: f"{v:.0f}"),
+            "QNAM": s.qnam, "QLABEL": s.qlabel, "QVAL": qval[has], "QORIG": s.qorig, "QEVAL": ""}))
+    supp = pd.concat(frames, ignore_index=True)
+    order = supp["IDVARVAL"].astype(int)
+    return supp.assign(_o=order).sort_values(["USUBJID", "_o", "QNAM"], kind="stable").drop(columns="_o") \
+        .reset_index(drop=True)
