@@ -85,9 +85,9 @@ class AssignCT(Algorithm):
                 values[(code, dec)] = None
         out = pd.Series([values[(c, d)] for c, d in zip(raw, decode)], index=raw.index, dtype=object)
         missing = out.isna()
+        why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
         for idx in out.index[missing]:
-            ctx.issues.append((var.name, idx, raw[idx], "collected value has no controlled term; "
-                               "add it to the spec's map or the study's CT extension"))
+            ctx.issues.append((var.name, idx, raw[idx], why))
         return out.where(~missing, raw.str.upper())
 
 

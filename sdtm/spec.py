@@ -94,7 +94,7 @@ def load_spec(path: Path, forms: FormsConfig) -> DomainSpec:
         raise ConfigError("a spec is a mapping with domain, source, keys and variables", file=path)
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        key = sorted(unknown)[0]
+        key = min(unknown)
         raise ConfigError("unknown key", file=path, record=_line(loaded, (key,)), field=key,
                           hint=f"top-level keys are {', '.join(sorted(_TOP_KEYS))}")
     for key in ("domain", "variables"):
@@ -156,7 +156,7 @@ def _var_spec(loaded: LoadedYaml, loc: tuple, name: str, entry, algorithms, spec
     options = {k: v for k, v in entry.items() if k != algs[0]}
     bad = set(options) - set(alg.options)
     if bad:
-        raise ConfigError(f"unknown option {sorted(bad)[0]!r} for {algs[0]}", **where,
+        raise ConfigError(f"unknown option {min(bad)!r} for {algs[0]}", **where,
                           hint=f"{algs[0]} takes {', '.join(sorted(alg.options)) or 'no options'}")
     var = VarSpec(name, algs[0], entry[algs[0]], options, line)
     if "codelist" in options:
