@@ -103,13 +103,18 @@ def demo(out_root, studies):
     from clinpipe.paths import out_root as default_root
     from clinpipe.raw_summary import summarise_study
 
+    from clinpipe.paths import transfer_formats
+    from sdtm.run import run_sdtm
+
     root = out_root or default_root()
     failed = []
     for study in studies or available_studies():
-        click.echo(f"{study}: raw -> reports")
+        click.echo(f"{study}: raw -> reports, SDTM")
         try:
-            report = summarise_study(study, latest_transfer(study), root, progress=click.echo)
+            transfer = latest_transfer(study)
+            report = summarise_study(study, transfer, root, progress=click.echo)
             click.echo(f"  {study}: wrote {report}")
+            run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
         except ClinpipeError as exc:
             click.secho(f"  {study}: FAILED: {exc.message}", fg="red", err=True)
             failed.append(study)
@@ -117,6 +122,23 @@ def demo(out_root, studies):
         click.secho(f"demo failed for {', '.join(failed)}; earlier outputs left as they were", fg="red", err=True)
         sys.exit(1)
     click.echo(f"demo done: outputs under {root}")
+
+
+@main.command()
+@click.option("--study", required=True, help="Study id (RS001, GLOCART).")
+@click.option("--transfer", type=click.Path(path_type=Path), default=None,
+              help="Transfer folder (default: the newest under data/raw/<STUDY>/, CSV form).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root (default: out/ or $CLINPIPE_OUT).")
+def sdtm(study, transfer, out_root):
+    """Map one transfer to SDTM: out/<STUDY>/sdtm/*.xpt|parquet and reports/sdtm_reconciliation.*"""
+    from clinpipe.paths import latest_transfer, transfer_formats
+    from sdtm.run import run_sdtm
+
+    folder = transfer or next(iter(transfer_formats(latest_transfer(study)).values()))
+    run = run_sdtm(study, folder, out_root, progress=click.echo)
+    for name, info in run.written.items():
+        click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
 
 
 @main.command()

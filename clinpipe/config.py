@@ -7,6 +7,7 @@ from here and never hard-codes them, so a sponsor changes the YAML, not the Pyth
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -177,6 +178,87 @@ class StudyInfo(Strict):
     day0: str
 
 
+# ISO 8601 duration in years, months, weeks or days (P18Y, P25M, P28D); at least one part.
+ISO8601_DURATION = r"^P(\d+Y(\d+M)?(\d+W)?(\d+D)?|\d+M(\d+W)?(\d+D)?|\d+W(\d+D)?|\d+D)$"
+
+
+class CodedText(Strict):
+    """A trial-summary value and, where the sponsor has it, its code in an external dictionary
+    (SNOMED CT for indications, UNII for substances, MED-RT for classes, a registry for ids).
+    A bare string in YAML is the value alone."""
+    value: str = Field(min_length=1)
+    code: str | None = None
+    dictionary: str | None = None   # becomes TSVCDREF
+    version: str | None = None      # becomes TSVCDVER
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_text(cls, data):
+        return {"value": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _code_needs_dictionary(self):
+        if bool(self.code) != bool(self.dictionary):
+            raise ValueError("code and dictionary go together")
+        return self
+
+
+class TrialDesignRules(Strict):
+    """Trial-design facts TA/TE/TV need that the elements, arms and visits do not hold."""
+    # The anchor whose date is RFSTDTC: its Day 0 is SDTM study day 1.
+    study_day_anchor: str
+    # Element at whose end subjects are assigned to their arm (TA.TABRANCH); None: no branch.
+    branch_element: str | None = None
+    transitions: dict[str, str] = {}     # ETCD -> TA.TATRANS (a planned skip or early move)
+    element_durations: dict[str, str] = {}   # ETCD -> TE.TEDUR, where the protocol fixes it
+
+    @field_validator("element_durations")
+    @classmethod
+    def _iso_durations(cls, durations):
+        bad = {k: v for k, v in durations.items() if not re.match(ISO8601_DURATION, v)}
+        if bad:
+            raise ValueError(f"not ISO 8601 durations (e.g. P28D): {bad}")
+        return durations
+
+
+class TrialSummary(Strict):
+    """Study-level facts for SDTM TS that the rest of the configuration does not hold.
+    Coded parameters hold CDISC CT submission values; the TS builder checks them against CT."""
+    study_type: str                          # STYPE
+    trial_types: list[str] = Field(min_length=1)          # TTYPE
+    intent_types: list[str] = Field(min_length=1)         # TINDTP
+    therapeutic_areas: list[str] = Field(min_length=1)    # THERAREA
+    intervention_model: str                  # INTMODEL
+    intervention_types: list[str] = Field(min_length=1)   # INTTYPE
+    control_type: str                        # TCNTRL
+    blinding: str                            # TBLIND
+    randomized: bool                         # RANDOM
+    add_on: bool                             # ADDON
+    adaptive: bool                           # ADAPT
+    healthy_subjects: bool                   # HLTSUBJI
+    extension_trial: bool                    # EXTTIND
+    planned_subjects: int = Field(gt=0)      # PLANSUB
+    min_age: str = Field(pattern=ISO8601_DURATION)               # AGEMIN
+    max_age: str | None = Field(default=None, pattern=ISO8601_DURATION)  # AGEMAX; None: no limit
+    sex: str                                 # SEXPOP
+    planned_length: str = Field(pattern=ISO8601_DURATION)        # LENGTH
+    indications: list[CodedText] = Field(min_length=1)          # INDIC
+    diagnosis_groups: list[CodedText] = Field(min_length=1)     # TDIGRP
+    investigational_treatments: list[CodedText] = Field(min_length=1)  # TRT
+    pharmacological_classes: list[CodedText] = []   # PCLAS; empty: unknown
+    current_treatments: list[CodedText] = []        # CURTRT; empty: none protocol-specified
+    comparators: list[CodedText] = []               # COMPTRT; empty: no comparator
+    registry_ids: list[CodedText] = []              # REGID; empty: unknown
+    stopping_rules: list[str] = Field(min_length=1)           # STOPRULE ("NONE" if none)
+    objectives_primary: list[str] = Field(min_length=1)       # OBJPRIM
+    objectives_secondary: list[str] = []                      # OBJSEC
+    outcomes_primary: list[str] = Field(min_length=1)         # OUTMSPRI
+    outcomes_secondary: list[str] = []                        # OUTMSSEC
+    data_cutoff_description: str                              # DCUTDESC
+    criteria_version: str = Field(min_length=1)               # TI.TIVERS
+    design: TrialDesignRules
+
+
 class StudyConfig(Strict):
     study: StudyInfo
     ct_version: str
@@ -197,6 +279,25 @@ class StudyConfig(Strict):
     dlt: Dlt | None = None
     consolidation: Consolidation | None = None
     collection_targets: CollectionTargets | None = None
+    trial_summary: TrialSummary | None = None
+
+    @model_validator(mode="after")
+    def _trial_design_refs(self):
+        if self.trial_summary is None:
+            return self
+        rules = self.trial_summary.design
+        if rules.study_day_anchor not in self.anchors:
+            raise ValueError(f"trial_summary.design names unknown anchor {rules.study_day_anchor!r}")
+        etcds = {e.etcd for e in self.elements}
+        named = [*rules.transitions, *rules.element_durations]
+        for etcd in named + ([rules.branch_element] if rules.branch_element else []):
+            if etcd not in etcds:
+                raise ValueError(f"trial_summary.design names unknown element {etcd!r}")
+        if rules.branch_element:
+            for arm in self.arms:
+                if rules.branch_element not in arm.elements:
+                    raise ValueError(f"branch element {rules.branch_element!r} is not in arm {arm.armcd}")
+        return self
 
     @model_validator(mode="after")
     def _cross_refs(self):

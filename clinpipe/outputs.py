@@ -16,13 +16,22 @@ from clinpipe.paths import study_out
 
 
 @contextlib.contextmanager
-def staged_layer(study: str, layer: str, root: str | Path | None = None):
-    """Yield a fresh staging folder; on success it becomes `<root>/<study>/<layer>`."""
+def staged_layer(study: str, layer: str, root: str | Path | None = None,
+                 replace: tuple[str, ...] | None = None):
+    """Yield a fresh staging folder; on success it becomes `<root>/<study>/<layer>`.
+
+    With `replace` (file-name prefixes), the step owns only those files: the layer's other
+    files (written by other steps, e.g. other reports) are carried over unchanged.
+    """
     final = study_out(study, layer, root)
     final.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     staging = final.parent / f".{layer}.staging-{token}"
     staging.mkdir()
+    if replace is not None and final.is_dir():
+        for old in final.iterdir():
+            if old.is_file() and not old.name.startswith(replace):
+                shutil.copy2(old, staging / old.name)
     try:
         yield staging
     except BaseException:

@@ -261,3 +261,47 @@ ALGORITHMS: dict[str, Algorithm] = {
     "epoch": Epoch(),
     "subject_date": SubjectDate(),
 }
+
+
+class SplitValue(Algorithm):
+    """For specs with `split:` (one raw record -> one SDTM record per item): the item's value
+    under this key, e.g. VSTESTCD: {split_value: testcd}."""
+
+    def run(self, ctx, var):
+        return ctx.src["_SPLIT"].map(lambda item: str(item.get(var.arg, ""))).astype(object)
+
+
+class SplitField(Algorithm):
+    """For specs with `split:`: the raw field the item names under this key, e.g.
+    VSORRES: {split_field: field} reads SYSBP on the systolic item and PULSE on the pulse item."""
+
+    def run(self, ctx, var):
+        names = ctx.src["_SPLIT"].map(lambda item: item.get(var.arg, ""))
+        out = pd.Series("", index=ctx.src.index, dtype=object)
+        for name in names.unique():
+            if name:
+                rows = names == name
+                out[rows] = ctx.src.loc[rows, name]
+        return out
+
+
+ALGORITHMS["split_value"] = SplitValue()
+ALGORITHMS["split_field"] = SplitField()
+
+
+def _discover() -> None:
+    """Algorithms from `sdtm/alg_*.py` modules (each exports EXTRA = {name: Algorithm()})."""
+    import importlib
+    import pkgutil
+
+    import sdtm
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(sdtm.__path__) if m.name.startswith("alg_")):
+        extra = importlib.import_module(f"sdtm.{mod}").EXTRA
+        clash = set(extra) & set(ALGORITHMS)
+        if clash:
+            raise RuntimeError(f"sdtm.{mod} redefines algorithm(s) {sorted(clash)}")
+        ALGORITHMS.update(extra)
+
+
+_discover()

@@ -43,17 +43,51 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     for name in order:
         if name not in specs:
             continue
-        result, rejected = map_domain(specs[name], raw, study, ref_start=ref_start)
-        results[name] = result
-        rejections[specs[name].source] = rejected
+        parts = []
+        for spec in specs[name]:
+            result, rejected = map_domain(spec, raw, study, ref_start=ref_start)
+            parts.append((spec, result))
+            rejections[spec.source] = rejected
+        results[name] = combine_parts(name, parts)
         if name == "DM":
-            ref_start = result.data.set_index("USUBJID")["RFSTDTC"]
+            ref_start = results[name].data.set_index("USUBJID")["RFSTDTC"]
     rej = pd.concat(list(rejections.values()) or [pd.DataFrame(columns=REJECTION_COLUMNS)],
                     ignore_index=True)
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
                        ignore_index=True)
     return SdtmBuild(raw.study, results, rej, issues, reconcile(raw, results, rejections),
-                     {n: s.sha256 for n, s in specs.items()})
+                     {s.path.name: s.sha256 for group in specs.values() for s in group})
+
+
+def combine_parts(domain: str, parts: list) -> DomainResult:
+    """One domain from several specs (one per source form): --SEQ renumbered over the union in
+    each part's key order, SUPP-- IDVARVAL and the trace following the new numbers."""
+    if len(parts) == 1:
+        return parts[0][1]
+    seq_var = f"{domain}SEQ"
+    data, supp, trace, issues = [], [], [], []
+    for k, (spec, res) in enumerate(parts):
+        d = res.data.assign(_PART=k, _OLD=res.data.get(seq_var))
+        data.append(d)
+        if res.supp is not None:
+            supp.append(res.supp.assign(_PART=k))
+        trace.append(res.trace.assign(_PART=k))
+        issues.append(res.issues)
+    data = pd.concat(data, ignore_index=True)
+    keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"], "_PART", "_OLD"]
+    data = data.sort_values(keys, kind="stable").reset_index(drop=True)
+    data[seq_var] = data.groupby("USUBJID").cumcount().astype("float64") + 1
+    renumber = data.set_index(["_PART", "USUBJID", "_OLD"])[seq_var]
+    trace = pd.concat(trace, ignore_index=True)
+    trace["SEQ"] = [renumber[(p, u, o)] for p, u, o in zip(trace["_PART"], trace["USUBJID"], trace["SEQ"])]
+    supp_df = None
+    if supp:
+        supp_df = pd.concat(supp, ignore_index=True)
+        supp_df["IDVARVAL"] = [f"{renumber[(p, u, float(v))]:.0f}" for p, u, v in
+                               zip(supp_df["_PART"], supp_df["USUBJID"], supp_df["IDVARVAL"])]
+        supp_df = supp_df.drop(columns="_PART")
+    return DomainResult(domain, data.drop(columns=["_PART", "_OLD"]), supp_df, trace.drop(columns="_PART"),
+                        pd.concat(issues, ignore_index=True))
 
 
 def reconcile(raw: RawTransfer, results: dict[str, DomainResult],

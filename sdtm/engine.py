@@ -82,6 +82,8 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
         keep = src.eval(spec.filter, engine="python").astype(bool)
         src = src[keep]
     src = _join_other_forms(src, spec, raw, enrolled)
+    if spec.split:
+        src, rejected = _split_rows(src, spec, rejected)
     studyid = study.study.studyid
     out = pd.DataFrame(index=src.index)
     out["STUDYID"] = studyid
@@ -105,9 +107,30 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
                         issues), rejected
 
 
+def _split_rows(src: pd.DataFrame, spec: DomainSpec, rejected: pd.DataFrame):
+    """One row per (raw record, split item) whose item field holds a value. A raw record with
+    no value in any item field is listed as rejected ('no result collected'), not dropped."""
+    parts = []
+    for k, item in enumerate(spec.split):
+        has = src[item["field"]] != ""
+        part = src[has].copy()
+        part["_SPLIT"] = [item] * len(part)
+        part["_ITEM"] = k
+        parts.append(part)
+    rows = pd.concat(parts) if parts else src.iloc[:0].assign(_SPLIT=None, _ITEM=0)
+    empty = src[~src["RECORDID"].isin(rows["RECORDID"])]
+    none = pd.DataFrame({"FORM": spec.source, "RECORDID": empty["RECORDID"], "SUBJECT": empty["SUBJECT"],
+                         "FIELD": ",".join(i["field"] for i in spec.split), "VALUE": "",
+                         "REASON": "no result collected in any of the form's result fields"},
+                        columns=REJECTION_COLUMNS)
+    rows = rows.sort_values(["RECORDID", "_ITEM"], key=lambda s: s.astype(int) if s.name == "RECORDID" else s,
+                            kind="stable").reset_index(drop=True)
+    return rows, pd.concat([rejected, none], ignore_index=True)
+
+
 def _derive_seq(out: pd.DataFrame, spec: DomainSpec, seq_var: str) -> pd.DataFrame:
     """--SEQ: 1..n per subject in the order of the spec's natural key (then raw record order)."""
-    keys = ["USUBJID", *[k for k in spec.keys if k not in ("STUDYID", "USUBJID")]]
+    keys = ["USUBJID", *[k for k in spec.keys if k not in ("STUDYID", "USUBJID") and k in out.columns]]
     ordered = out.sort_values(keys, kind="stable")
     ordered[seq_var] = ordered.groupby("USUBJID").cumcount().astype("float64") + 1
     return ordered

@@ -26,7 +26,7 @@ from clinpipe.yamlio import LoadedYaml, load_yaml
 from edc.forms import SYSTEM_COLUMNS, FormsConfig
 from sdtm import metadata
 
-_TOP_KEYS = {"domain", "source", "keys", "variables", "supp", "filter", "description"}
+_TOP_KEYS = {"domain", "source", "keys", "variables", "supp", "filter", "description", "split"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class DomainSpec:
     variables: dict[str, VarSpec]
     supp: list[SuppSpec] = field(default_factory=list)
     filter: str | None = None
+    split: list[dict] | None = None     # one SDTM record per item per raw record
     sha256: str = ""
 
     def error(self, what: str, var: VarSpec | None = None, key: str | None = None, hint: str | None = None):
@@ -67,7 +68,7 @@ def spec_dir(study: str, root: Path | None = None) -> Path:
     return (root or mappings_dir()) / study / "sdtm"
 
 
-def load_specs(study: str, forms: FormsConfig, root: Path | None = None) -> dict[str, DomainSpec]:
+def load_specs(study: str, forms: FormsConfig, root: Path | None = None) -> dict[str, list[DomainSpec]]:
     """Every spec of a study, keyed by domain, each checked against forms, IG and CT.
 
     Specs for sponsor-library forms live once in `mappings/common/sdtm/`; a study uses them
@@ -75,13 +76,14 @@ def load_specs(study: str, forms: FormsConfig, root: Path | None = None) -> dict
     folder = spec_dir(study, root)
     own = {p.name: p for p in folder.glob("*.yaml")}
     library = {p.name: p for p in spec_dir("common", root).glob("*.yaml") if p.name not in own}
-    specs = {}
+    specs: dict[str, list[DomainSpec]] = {}
+    # A library spec applies only where the study took the library form it reads.
+    library = {n: p for n, p in library.items()
+               if (load_yaml(p).data or {}).get("source") in forms.form_by_oid}
     for path in sorted([*own.values(), *library.values()], key=lambda p: p.name):
         spec = load_spec(path, forms)
-        if spec.domain in specs:
-            raise ConfigError(f"domain {spec.domain} is also mapped by {specs[spec.domain].path.name}",
-                              file=path, hint="one spec file per domain")
-        specs[spec.domain] = spec
+        # A domain fed by several forms has one spec file per form (ex_gloex.yaml, ex_cart.yaml).
+        specs.setdefault(spec.domain, []).append(spec)
     return specs
 
 
@@ -112,7 +114,7 @@ def load_spec(path: Path, forms: FormsConfig) -> DomainSpec:
                           record=_line(loaded, ("source",)), field="source",
                           hint=f"forms are {', '.join(sorted(forms.form_by_oid))}")
     spec = DomainSpec(path=path, domain=dom_name, source=source, keys=list(data.get("keys") or []),
-                      variables={}, filter=data.get("filter"),
+                      variables={}, filter=data.get("filter"), split=_split(loaded, data.get("split"), path),
                       sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     for name, entry in (data["variables"] or {}).items():
         var = _var_spec(loaded, ("variables", name), name, entry, ALGORITHMS, spec)
@@ -139,6 +141,17 @@ def load_spec(path: Path, forms: FormsConfig) -> DomainSpec:
                               record=_line(loaded, ("keys",)), field="keys")
     _check_fields(spec, forms)
     return spec
+
+
+def _split(loaded: LoadedYaml, items, path: Path) -> list[dict] | None:
+    """`split:` items: mappings of keys to values, each with `field:` naming the raw result
+    field (an item whose field is empty for a record makes no SDTM record for it)."""
+    if items is None:
+        return None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "field" in i for i in items):
+        raise ConfigError("split is a list of mappings, each with a field", file=path,
+                          record=_line(loaded, ("split",)), field="split")
+    return [dict(i) for i in items]
 
 
 def _var_spec(loaded: LoadedYaml, loc: tuple, name: str, entry, algorithms, spec) -> VarSpec:
@@ -180,7 +193,10 @@ def _check_fields(spec: DomainSpec, forms: FormsConfig) -> None:
     from sdtm.algorithms import ALGORITHMS
 
     for var in [*spec.variables.values(), *(s.var for s in spec.supp)]:
-        for ref in ALGORITHMS[var.algorithm].fields(var):
+        refs = list(ALGORITHMS[var.algorithm].fields(var))
+        if var.algorithm == "split_field":
+            refs += [item[var.arg] for item in spec.split or [] if item.get(var.arg)]
+        for ref in refs:
             form_oid, _, fld = ref.rpartition(".")
             form_oid = form_oid or spec.source
             if form_oid is None:

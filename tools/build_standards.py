@@ -37,6 +37,7 @@ EXTRA_CODELISTS = (
     "C66781",   # Age Unit
     "C66729",   # Route of Administration Response
     "C66726",   # Dosage Form
+    "C99077",   # Study Type Response
     "C71113",   # Frequency
 )
 

@@ -18,7 +18,8 @@ def test_demo_writes_raw_summary(tmp_path):
     for study in ("RS001", "GLOCART"):
         reports = tmp_path / study / "reports"
         assert {p.name for p in reports.iterdir()} >= {"raw_summary.html", "raw_summary.xlsx",
-                                                        "raw_summary.csv"}
+                                                        "raw_summary.csv", "sdtm_reconciliation.html"}
+        assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
         assert "CSV = ODM: identical frames" in res.output
 
 
@@ -26,12 +27,14 @@ def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
     ok = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
     assert ok.exit_code == 0, ok.output
     before = (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes()
+    dm_before = (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes()
     monkeypatch.setenv("CLINPIPE_RAW", str(tmp_path / "no-such-raw"))
     res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
     assert res.exit_code == 1
     assert "no transfer folder found" in res.output
     assert (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["reports"]
+    assert (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes() == dm_before
+    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["reports", "sdtm"]
 
 
 def test_read_missing_folder_is_one_clear_line(tmp_path):
