@@ -99,11 +99,9 @@ def read(study, transfer, fmt, encoding):
 def demo(out_root, studies):
     """Run both studies on the bundled sample exports, as far as the built layers go."""
     from clinpipe.config import available_studies
-    from clinpipe.paths import latest_transfer
+    from clinpipe.paths import latest_transfer, transfer_formats
     from clinpipe.paths import out_root as default_root
     from clinpipe.raw_summary import summarise_study
-
-    from clinpipe.paths import transfer_formats
     from sdtm.run import run_sdtm
 
     root = out_root or default_root()

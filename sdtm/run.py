@@ -77,6 +77,8 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
             written[name] = write_dataset(df, name, folder, timestamp=stamp)
         _write_manifest(folder, raw, build, written)
     final = folder.parent / "sdtm"
+    for info in written.values():  # the staging folder became `final`
+        info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     _write_reports(study, raw, build, written, out_root)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, build, datasets, written, final)

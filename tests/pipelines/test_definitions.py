@@ -11,14 +11,17 @@ from pipelines.definitions import STUDIES, defs
 def test_definitions_load():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {f"{s}/raw_export" for s in STUDIES}
+    for s in STUDIES:
+        assert f"{s}/raw_export" in keys
+        assert {f"{s}/sdtm/{d}" for d in ("DM", "AE", "SUPPAE", "TS", "TA", "TE", "TV", "TI")} <= keys
     for study in STUDIES:
         assert defs.resolve_job_def(f"{study}_refresh")
         assert defs.resolve_sensor_def(f"{study}_new_transfer")
 
 
 @pytest.mark.parametrize("study", STUDIES)
-def test_raw_asset_materialises_with_metadata(study):
+def test_refresh_job_materialises_raw_and_sdtm(study, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLINPIPE_OUT", str(tmp_path))
     job = defs.resolve_job_def(f"{study}_refresh")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
@@ -29,6 +32,12 @@ def test_raw_asset_materialises_with_metadata(study):
     assert any(name.endswith(".csv") for name in meta["file_hashes"].value)
     raw = result.output_for_node(f"{study}__raw_export")
     assert raw.study == study and "AE" in raw.frames
+    sdtm = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node(f"{study}_sdtm")}
+    assert {"DM", "AE", "TS"} <= set(sdtm)
+    assert sdtm["DM"]["rows"].value == len(raw.frames["DM"])
+    assert "USUBJID" in sdtm["DM"]["variables"].value
+    assert len(sdtm["AE"]["xpt_sha256"].value) == 64
+    assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
 
 
 def test_sensor_requests_a_run_per_new_transfer(tmp_path, monkeypatch):

@@ -1,0 +1,44 @@
+"""Per-study SDTM assets: one Dagster asset per SDTM dataset, computed together from the raw
+export asset (one mapping run), each with its own metadata. Thin wrapper over `sdtm.run`."""
+import dagster as dg
+
+from edc.forms import load_forms
+from sdtm.spec import load_specs
+
+TRIAL_DESIGN = ("TA", "TE", "TI", "TS", "TV")
+
+
+def expected_datasets(study: str) -> tuple[list[str], list[str]]:
+    """(always produced, produced when the data call for them): mapped domains and trial design
+    always; SUPP-- for every mapped domain, since text over 200 characters may need one."""
+    specs = load_specs(study, load_forms(study))
+    domains = sorted(specs)
+    return sorted([*domains, *TRIAL_DESIGN]), [f"SUPP{d}" for d in domains if d != "DM"] + ["SUPPDM"]
+
+
+def build_sdtm_assets(study: str) -> dg.AssetsDefinition:
+    always, optional = expected_datasets(study)
+    outs = {name.lower(): dg.AssetOut(key=[study, "sdtm", name], group_name=f"{study}_sdtm",
+                                      is_required=name in always, kinds={"python", "xpt"},
+                                      description=f"{study} SDTM {name}")
+            for name in [*always, *optional]}
+
+    @dg.multi_asset(name=f"{study}_sdtm", outs=outs, can_subset=False,
+                    ins={"raw": dg.AssetIn(key=[study, "raw_export"])})
+    def sdtm_datasets(context: dg.AssetExecutionContext, raw):
+        from sdtm.run import write_sdtm
+
+        run = write_sdtm(raw, progress=context.log.info)
+        specs = run.build.spec_hashes
+        for name, df in run.datasets.items():
+            info = run.written[name]
+            yield dg.Output(df, output_name=name.lower(), metadata={
+                "rows": info["rows"],
+                "variables": dg.MetadataValue.text(", ".join(df.columns)),
+                "xpt": dg.MetadataValue.path(str(info["xpt"])),
+                "xpt_sha256": info["sha256"]["xpt"],
+                "spec_sha256": dg.MetadataValue.json(specs),
+                "input_sha256": dg.MetadataValue.json(dict(sorted(raw.file_hashes.items()))),
+            })
+
+    return sdtm_datasets
