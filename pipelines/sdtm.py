@@ -9,11 +9,13 @@ TRIAL_DESIGN = ("TA", "TE", "TI", "TS", "TV")
 
 
 def expected_datasets(study: str) -> tuple[list[str], list[str]]:
-    """(always produced, produced when the data call for them): mapped domains and trial design
-    always; SUPP-- for every mapped domain, since text over 200 characters may need one."""
+    """(always produced, produced when the data call for them): mapped domains, SE and trial
+    design always; SUPP-- for every mapped domain (text over 200 characters may need one) and SV
+    (only when some domain carries visits)."""
     specs = load_specs(study, load_forms(study))
     domains = sorted(specs)
-    return sorted([*domains, *TRIAL_DESIGN]), [f"SUPP{d}" for d in domains if d != "DM"] + ["SUPPDM"]
+    always = sorted([*domains, *TRIAL_DESIGN, "SE"])
+    return always, [f"SUPP{d}" for d in domains if d != "DM"] + ["SUPPDM", "SV"]
 
 
 def build_sdtm_assets(study: str) -> dg.AssetsDefinition:

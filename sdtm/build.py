@@ -12,14 +12,17 @@ import pandas as pd
 
 from clinpipe.config import load_study
 from edc.read import RawTransfer
-from sdtm.engine import ISSUE_COLUMNS, REJECTION_COLUMNS, DomainResult, map_domain
+from sdtm.engine import ISSUE_COLUMNS, REJECTION_COLUMNS, DomainResult, active_records, map_domain
 from sdtm.spec import load_specs
+from sdtm.subject_elements import build_se, load_element_rules
+from sdtm.subject_visits import build_sv
 
 
 @dataclass
 class SdtmBuild:
     study: str
     results: dict[str, DomainResult]
+    derived: dict[str, pd.DataFrame]       # SE, SV: built from other domains, no raw source
     rejections: pd.DataFrame
     issues: pd.DataFrame
     reconciliation: pd.DataFrame
@@ -31,6 +34,7 @@ class SdtmBuild:
             out[name] = res.data
             if res.supp is not None and len(res.supp):
                 out[f"SUPP{name}"] = res.supp
+        out.update(self.derived)
         return out
 
 
@@ -38,24 +42,31 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     study = load_study(raw.study, root)
     specs = load_specs(raw.study, raw.forms, root)
     order = ["DM", *sorted(d for d in specs if d != "DM")]
-    results, rejections = {}, {}
-    ref_start = None
+    results, rejections, derived = {}, {}, {}
+    ref_start = elements = None
+    active = active_records(raw)
     for name in order:
         if name not in specs:
             continue
         parts = []
         for spec in specs[name]:
-            result, rejected = map_domain(spec, raw, study, ref_start=ref_start)
+            result, rejected = map_domain(spec, raw, study, ref_start=ref_start, elements=elements,
+                                          active=active)
             parts.append((spec, result))
             rejections[spec.source] = rejected
         results[name] = combine_parts(name, parts)
         if name == "DM":
-            ref_start = results[name].data.set_index("USUBJID")["RFSTDTC"]
+            dm = results[name].data
+            ref_start = dm.set_index("USUBJID")["RFSTDTC"]
+            elements = derived["SE"] = build_se(study, load_element_rules(study, raw.forms, root), dm, active)
+    sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data, elements)
+    if len(sv):
+        derived["SV"] = sv
     rej = pd.concat(list(rejections.values()) or [pd.DataFrame(columns=REJECTION_COLUMNS)],
                     ignore_index=True)
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
                        ignore_index=True)
-    return SdtmBuild(raw.study, results, rej, issues, reconcile(raw, results, rejections),
+    return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections),
                      {s.path.name: s.sha256 for group in specs.values() for s in group})
 
 

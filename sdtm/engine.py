@@ -73,8 +73,15 @@ def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enr
     return out.fillna({c: "" for c in out.columns if "." in c})
 
 
+def active_records(raw: RawTransfer) -> dict[str, pd.DataFrame]:
+    """Every form's accepted records (what per-subject look-ups may use)."""
+    enrolled = enrolled_subjects(raw)
+    return {form: accepted_records(raw, form, enrolled)[0] for form in raw.frames}
+
+
 def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Series | None = None,
-               elements: pd.DataFrame | None = None) -> tuple[DomainResult, pd.DataFrame]:
+               elements: pd.DataFrame | None = None,
+               active: dict[str, pd.DataFrame] | None = None) -> tuple[DomainResult, pd.DataFrame]:
     """Map one spec; returns the domain result and the rejected raw records of its source."""
     enrolled = enrolled_subjects(raw)
     src, rejected = accepted_records(raw, spec.source, enrolled)
@@ -89,7 +96,7 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     out["STUDYID"] = studyid
     out["DOMAIN"] = spec.domain
     out["USUBJID"] = studyid + "-" + src["SUBJECT"]
-    active = {form: accepted_records(raw, form, enrolled)[0] for form in raw.frames}
+    active = active if active is not None else active_records(raw)
     ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active)
     for name, var in spec.variables.items():
         out[name] = ALGORITHMS[var.algorithm].run(ctx, var)

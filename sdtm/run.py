@@ -45,11 +45,11 @@ def sdtm_datasets(raw: RawTransfer, build: SdtmBuild) -> dict[str, pd.DataFrame]
             datasets[f"SUPP{name}"] = supp
     study = load_study(raw.study)
     dm = datasets["DM"]
-    treated = dm["RFXSTDTC"] != ""
+    enrolled = dm["ARMNRS"] != "SCREEN FAILURE"   # TS ACTSUB counts enrolled subjects (CT C98735)
     trial = build_trial_design(
         study, raw.forms, data_cutoff=study.cutoff_date(raw.transfer_date),
         first_subject_date=_first_date(dm["RFICDTC"]), last_subject_date=None,
-        actual_subjects=int(treated.sum()))
+        actual_subjects=int(enrolled.sum()))
     datasets.update(trial)
     return dict(sorted(datasets.items()))
 

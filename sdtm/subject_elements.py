@@ -1,0 +1,110 @@
+"""SE (Subject Elements) from the design's elements and the subject's own dates, and the
+frame EPOCH is derived from. Rules are data: `mappings/<STUDY>/subject_elements.yaml`."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from clinpipe.config import StudyConfig
+from clinpipe.errors import ConfigError
+from clinpipe.paths import mappings_dir
+from clinpipe.yamlio import load_yaml, validation_error
+from sdtm import dates
+
+
+class ElementStart(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    first: list[str] | None = None
+    after: dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        if (self.first is None) == (self.after is None):
+            raise ValueError("give exactly one of first (raw date fields) or after (element: days)")
+        return self
+
+
+class ElementRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    starts: dict[str, ElementStart]
+
+
+def load_element_rules(study: StudyConfig, forms, root: Path | None = None) -> ElementRules:
+    loaded = load_yaml((root or mappings_dir()) / study.study.studyid / "subject_elements.yaml")
+    try:
+        rules = ElementRules.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise validation_error(loaded, exc) from None
+    etcds = {e.etcd for e in study.elements}
+    for etcd, rule in rules.starts.items():
+        bad = [e for e in [etcd, *(rule.after or {})] if e not in etcds]
+        if bad:
+            raise ConfigError(f"unknown element {bad[0]!r}", file=loaded.path, field=f"starts.{etcd}",
+                              hint=f"elements are {', '.join(sorted(etcds))}")
+        for ref in rule.first or []:
+            form, _, fld = ref.partition(".")
+            if form not in forms.form_by_oid or fld not in forms.form(form).field_by_oid:
+                raise ConfigError(f"raw field {ref!r} is not in the study's forms", file=loaded.path,
+                                  field=f"starts.{etcd}")
+    missing = etcds - set(rules.starts)
+    if missing:
+        raise ConfigError(f"no start rule for element(s) {sorted(missing)}", file=loaded.path,
+                          hint="every element in study.yaml needs a rule")
+    return rules
+
+
+def _first_dates(raw_active: dict[str, pd.DataFrame], refs: list[str]) -> pd.Series:
+    """Earliest full date per SUBJECT over the fields (partial dates cannot start an element)."""
+    parts = []
+    for ref in refs:
+        form, _, fld = ref.partition(".")
+        frame = raw_active[form]
+        full = frame[fld].str.match(r"^\d{4}-\d{2}-\d{2}$")
+        parts.append(frame.loc[full, ["SUBJECT", fld]].set_axis(["SUBJECT", "DTC"], axis=1))
+    return pd.concat(parts).groupby("SUBJECT")["DTC"].min()
+
+
+def build_se(study: StudyConfig, rules: ElementRules, dm: pd.DataFrame,
+             raw_active: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    first = {e: _first_dates(raw_active, r.first) for e, r in rules.starts.items() if r.first}
+    arms = {a.armcd: a for a in study.arms}
+    names = {e.etcd: e for e in study.elements}
+    default_path = max((a.elements for a in study.arms), key=len)
+    rows = []
+    for rec in dm.itertuples(index=False):      # one subject at a time: a few elements each
+        subject = rec.SUBJID
+        if rec.ARMNRS == "SCREEN FAILURE":
+            path = default_path[:1]
+        else:
+            arm = arms.get(rec.ACTARMCD) or arms.get(rec.ARMCD)
+            path = arm.elements if arm else default_path
+        starts: dict[str, str] = {}
+        for etcd in path:
+            rule = rules.starts[etcd]
+            if rule.first:
+                value = first[etcd].get(subject)
+            else:
+                base = next(((e, d) for e, d in rule.after.items() if e in starts), None)
+                value = (dt.date.fromisoformat(starts[base[0]]) + dt.timedelta(days=base[1])).isoformat() \
+                    if base else None
+                if value and rec.RFPENDTC and value > rec.RFPENDTC[:10]:
+                    value = None     # participation ended before this element began
+            if value:
+                starts[etcd] = value
+        ordered = sorted(starts.items(), key=lambda kv: (kv[1], path.index(kv[0])))
+        arm = arms.get(rec.ACTARMCD)
+        for k, (etcd, start) in enumerate(ordered):
+            end = ordered[k + 1][1] if k + 1 < len(ordered) else rec.RFPENDTC
+            rows.append({"STUDYID": rec.STUDYID, "DOMAIN": "SE", "USUBJID": rec.USUBJID, "ETCD": etcd,
+                         "ELEMENT": names[etcd].element,
+                         "TAETORD": float(arm.elements.index(etcd) + 1) if arm and etcd in arm.elements else float("nan"),
+                         "EPOCH": names[etcd].epoch, "SESTDTC": start, "SEENDTC": end})
+    se = pd.DataFrame(rows)
+    se["SESEQ"] = se.groupby("USUBJID").cumcount().astype("float64") + 1
+    ref = se["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])
+    se["SESTDY"] = dates.study_day(se["SESTDTC"], ref)
+    se["SEENDY"] = dates.study_day(se["SEENDTC"], ref)
+    return se
