@@ -12,7 +12,8 @@ import pandas as pd
 
 from clinpipe.config import load_study
 from edc.read import RawTransfer
-from sdtm.engine import ISSUE_COLUMNS, REJECTION_COLUMNS, DomainResult, active_records, map_domain
+from sdtm.engine import (ISSUE_COLUMNS, REJECTION_COLUMNS, DomainResult, accepted_records,
+                         active_records, enrolled_subjects, map_domain)
 from sdtm.spec import load_specs
 from sdtm.subject_elements import build_se, load_element_rules
 from sdtm.subject_visits import build_sv
@@ -62,11 +63,16 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data, elements)
     if len(sv):
         derived["SV"] = sv
+    enrolled = enrolled_subjects(raw)
+    for form in raw.frames:
+        if form not in rejections:
+            rejections[form] = accepted_records(raw, form, enrolled)[1]
     rej = pd.concat(list(rejections.values()) or [pd.DataFrame(columns=REJECTION_COLUMNS)],
                     ignore_index=True)
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
                        ignore_index=True)
-    return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections),
+    sources = {spec.source for group in specs.values() for spec in group}
+    return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections, sources),
                      {s.path.name: s.sha256 for group in specs.values() for s in group})
 
 
@@ -102,8 +108,9 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
 
 
 def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
-              rejections: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per raw form: records in, records mapped (distinct RECORDIDs in the traces), rejected."""
+              rejections: dict[str, pd.DataFrame], sources: set[str]) -> pd.DataFrame:
+    """Per raw form: records in, records mapped (distinct RECORDIDs in the traces), rejected
+    (distinct RECORDIDs in the rejection listing) and what is left unaccounted for."""
     mapped: dict[str, set] = {}
     domains: dict[str, list] = {}
     for name, res in results.items():
@@ -112,10 +119,10 @@ def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
             domains.setdefault(form, []).append(name)
     rows = []
     for form, df in raw.frames.items():
-        n_map = len(mapped.get(form, ()))
-        n_rej = len(rejections.get(form, ())) if form in rejections else 0
-        status = "mapped" if form in rejections else "not yet mapped by a spec"
-        rows.append((form, len(df), n_map, n_rej, len(df) - n_map - n_rej if form in rejections else 0,
+        rejected = set(rejections[form]["RECORDID"]) if form in rejections else set()
+        n_map, n_rej = len(mapped.get(form, set()) - rejected), len(rejected)
+        status = "mapped" if form in mapped or form in sources else "not mapped by any spec"
+        rows.append((form, len(df), n_map, n_rej, len(df) - n_map - n_rej,
                      ", ".join(sorted(set(domains.get(form, [])))), status))
     return pd.DataFrame(rows, columns=["FORM", "RECORDS", "MAPPED", "REJECTED", "UNACCOUNTED",
                                        "DOMAINS", "STATUS"])

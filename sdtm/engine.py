@@ -55,9 +55,11 @@ def enrolled_subjects(raw: RawTransfer) -> set[str]:
     return set(df.loc[df["RECORDACTIVE"] != "0", "SUBJECT"])
 
 
-def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enrolled: set[str]) -> pd.DataFrame:
+def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enrolled: set[str],
+                      joined: list) -> pd.DataFrame:
     """Bring FORM.FIELD values of other forms onto the source rows: the subject's first active
-    record of that form (subject-level forms such as ENR or INF)."""
+    record of that form (subject-level forms such as ENR or INF). The records used are added to
+    `joined` as (FORM, RECORDID, SUBJECT) so reconciliation counts them as mapped."""
     refs = sorted({r for v in [*spec.variables.values(), *(s.var for s in spec.supp)]
                    if v.algorithm != "subject_date"
                    for r in ALGORITHMS[v.algorithm].fields(v) if "." in r})
@@ -67,7 +69,10 @@ def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enr
         cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in raw.frames[form].columns]
         other, _ = accepted_records(raw, form, enrolled)
         first = (other.sort_values("RECORDID", key=lambda s: s.astype(int))
-                 .drop_duplicates("SUBJECT")[["SUBJECT", *cols]])
+                 .drop_duplicates("SUBJECT"))
+        used = first[first["SUBJECT"].isin(src["SUBJECT"])]
+        joined.extend(zip([form] * len(used), used["RECORDID"], used["SUBJECT"]))
+        first = first[["SUBJECT", *cols]]
         first = first.rename(columns={c: f"{form}.{c}" for c in cols})
         out = out.merge(first, on="SUBJECT", how="left").set_index(out.index)
     return out.fillna({c: "" for c in out.columns if "." in c})
@@ -88,7 +93,8 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     if spec.filter:
         keep = src.eval(spec.filter, engine="python").astype(bool)
         src = src[keep]
-    src = _join_other_forms(src, spec, raw, enrolled)
+    joined: list = []
+    src = _join_other_forms(src, spec, raw, enrolled, joined)
     if spec.split:
         src, rejected = _split_rows(src, spec, rejected)
     studyid = study.study.studyid
@@ -106,6 +112,10 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
         out = _derive_seq(out, spec, seq_var)
     trace = pd.DataFrame({"USUBJID": out["USUBJID"], "SEQ": out.get(seq_var), "FORM": spec.source,
                           "RECORDID": src.loc[out.index, "RECORDID"]})
+    if joined:   # subject-level records folded into this domain's records (e.g. ENR into DM)
+        extra = pd.DataFrame(joined, columns=["FORM", "RECORDID", "SUBJECT"])
+        extra = extra.assign(USUBJID=study.study.studyid + "-" + extra["SUBJECT"], SEQ=np.nan)
+        trace = pd.concat([trace, extra[["USUBJID", "SEQ", "FORM", "RECORDID"]]])
     supp = _supp(spec, ctx, out, seq_var) if spec.supp else None
     issues = pd.DataFrame(
         [(spec.domain, v, spec.source, src.at[i, "RECORDID"], src.at[i, "SUBJECT"], value, msg)

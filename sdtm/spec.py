@@ -177,6 +177,14 @@ def _var_spec(loaded: LoadedYaml, loc: tuple, name: str, entry, algorithms, spec
             cl = metadata.codelist(str(options["codelist"]))
         except ConfigError as exc:
             raise ConfigError(exc.what, **where, hint=exc.hint) from None
+        if var.algorithm == "hardcode":
+            hit = cl.lookup(str(var.arg))
+            if hit is not None and hit != str(var.arg):
+                raise ConfigError(f"{var.arg!r} is a synonym in codelist {cl.short}; use the submission "
+                                  f"value {hit!r}", **where)
+            if hit is None and not cl.extensible:
+                raise ConfigError(f"{var.arg!r} is not in non-extensible codelist {cl.short} ({cl.code})",
+                                  **where)
         for raw, value in (options.get("map") or {}).items():
             if cl.lookup(str(value)) is None and not cl.extensible:
                 raise ConfigError(f"map value {value!r} (for {raw!r}) is not in non-extensible codelist "

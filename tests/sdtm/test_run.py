@@ -48,7 +48,7 @@ def test_xpt_reads_back_with_values_labels_and_types(written):
 
 
 def test_required_variables_present_and_keys_unique(written):
-    for name, df in written.datasets.items():
+    for name in written.datasets:
         dom = metadata.domain(name)
         back, _ = read_xpt(written.written[name]["xpt"])
         for var in dom.required():

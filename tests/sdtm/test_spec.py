@@ -71,3 +71,9 @@ def test_bad_qnam_and_qlabel(mappings_copy):
     path.write_text(path.read_text().replace("  AEDLT:    {qlabel:", "  AEDLTFLAG1: {qlabel:"))
     with pytest.raises(ConfigError, match="QNAM must be 1-8"):
         load_specs("RS001", load_forms("RS001", root=mappings_copy), root=mappings_copy)
+
+
+def test_hardcode_must_be_the_submission_value(mappings_copy):
+    msg, _ = _broken(mappings_copy, "AGEU:     {hardcode: YEARS, codelist: AGEU}",
+                     "AGEU:     {hardcode: YEAR, codelist: AGEU}")
+    assert "'YEAR'" in msg and "AGEU" in msg
