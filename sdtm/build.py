@@ -60,7 +60,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
             dm = results[name].data
             ref_start = dm.set_index("USUBJID")["RFSTDTC"]
             elements = derived["SE"] = build_se(study, load_element_rules(study, raw.forms, root), dm, active)
-    sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data, elements)
+    sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data)
     if len(sv):
         derived["SV"] = sv
     enrolled = enrolled_subjects(raw)
@@ -96,7 +96,9 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
     data[seq_var] = data.groupby("USUBJID").cumcount().astype("float64") + 1
     renumber = data.set_index(["_PART", "USUBJID", "_OLD"])[seq_var]
     trace = pd.concat(trace, ignore_index=True)
-    trace["SEQ"] = [renumber[(p, u, o)] for p, u, o in zip(trace["_PART"], trace["USUBJID"], trace["SEQ"])]
+    # joined subject-level records (no --SEQ of their own) keep SEQ empty
+    trace["SEQ"] = [renumber[(p, u, o)] if o == o else o
+                    for p, u, o in zip(trace["_PART"], trace["USUBJID"], trace["SEQ"])]
     supp_df = None
     if supp:
         supp_df = pd.concat(supp, ignore_index=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from sdtm import dates
-from sdtm.epochs import epoch_of
 
 
-def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame, se: pd.DataFrame | None,
+def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame,
              unscheduled_prefix: str = "UNSCHEDULED") -> pd.DataFrame:
     parts = []
     for name, df in datasets.items():
@@ -32,7 +31,6 @@ def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame, se: pd.DataFra
     ref = sv["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])
     sv["SVSTDY"] = dates.study_day(sv["SVSTDTC"], ref)
     sv["SVENDY"] = dates.study_day(sv["SVENDTC"], ref)
-    sv["EPOCH"] = epoch_of(sv["USUBJID"], sv["SVSTDTC"], se)
     sv["SVUPDES"] = sv["VISIT"].where(sv["VISIT"].str.startswith(unscheduled_prefix), "") \
         .map(lambda v: "Unscheduled visit" if v else "")
     return sv

@@ -69,7 +69,7 @@ def test_sv_spans_the_visit_records():
     vs = pd.DataFrame({"STUDYID": "S", "USUBJID": ["S-1"], "VISITNUM": [1.0], "VISIT": ["SCREENING"],
                        "VSDTC": ["2025-01-01"]})
     dm = pd.DataFrame({"USUBJID": ["S-1"], "RFSTDTC": ["2025-01-10"]})
-    sv = build_sv({"LB": lb, "VS": vs}, dm, None)
+    sv = build_sv({"LB": lb, "VS": vs}, dm)
     assert sv[["VISITNUM", "SVSTDTC", "SVENDTC"]].values.tolist() == [
         [1.0, "2025-01-01", "2025-01-03"], [2.0, "2025-01-10", "2025-01-10"], [2.01, "2025-01-12", "2025-01-12"]]
     assert sv["SVSTDY"].tolist() == [-9, 1, 3]
