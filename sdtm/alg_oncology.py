@@ -10,9 +10,6 @@
 - `visit_sum_product` per record, the sum over the source form's records at the same visit
                      (optionally only those matching `where:`) of the product of fields: the
                      Lugano sum of the products of the target lesions' diameters (SPD).
-- `form_visit`       VISITNUM / VISIT / VISITDY numbered over every active record of the source
-                     form, not only those a `filter:` keeps (TU keeps one record per lesion; an
-                     unscheduled visit must get the VISITNUM that TR gives it).
 - `lobxfl_by`        --LOBXFL per subject and a set of variables (per lesion and test in TR),
                      by the rules of alg_findings.last_before_exposure.
 
@@ -166,31 +163,6 @@ class VisitSumProduct(Algorithm):
         return number_text(found["spd"])
 
 
-class FormVisit(Algorithm):
-    """{form_visit: TLDAT, part: VISITNUM}: what the `visit` algorithm gives, computed over all
-    active records of the spec's source form (the date field dates them) and then picked for
-    the records the spec keeps. `visit` numbers an unscheduled visit after the latest
-    scheduled visit among the records it sees; a filtered spec sees too few (TU: screening
-    and the new lesion's unscheduled visit) and would number it apart from TR."""
-    options = ("part",)
-
-    def fields(self, var):
-        return ["FOLDER", "FOLDERSEQ", var.arg]
-
-    def run(self, ctx, var):
-        from sdtm.visits import visit_columns
-
-        part = var.options.get("part", var.name)
-        forms = ctx.src["FORM"].unique()
-        if len(forms) == 0:
-            return pd.Series(dtype="float64" if part != "VISIT" else object, index=ctx.src.index)
-        full = ctx.raw[forms[0]]
-        dated = pd.DataFrame({"USUBJID": full["SUBJECT"], "_DTC": full[var.arg]}, index=full.index)
-        column = visit_columns(ctx.study, full, dated)[part]
-        by_record = pd.Series(column.to_numpy(), index=full["RECORDID"].to_numpy())
-        return ctx.src["RECORDID"].map(by_record).set_axis(ctx.src.index)
-
-
 class LobxflBy(Algorithm):
     """{lobxfl_by: TRDTC, by: [TRLNKID, TRTESTCD], codelist: NY}: 'Y' on the last record with a
     result (--ORRES not empty) before the first study treatment, per subject and the `by`
@@ -221,6 +193,5 @@ EXTRA = {
     "product": Product(),
     "visit_value": VisitValue(),
     "visit_sum_product": VisitSumProduct(),
-    "form_visit": FormVisit(),
     "lobxfl_by": LobxflBy(),
 }

@@ -24,6 +24,7 @@ class Context:
     ref_start: pd.Series | None = None      # USUBJID -> RFSTDTC (for --DY)
     elements: pd.DataFrame | None = None    # SE-like frame: USUBJID, SESTDTC, SEENDTC, EPOCH
     raw: dict = field(default_factory=dict)      # form -> active raw frame (for per-subject looks)
+    unscheduled: pd.Series | None = None         # (SUBJECT, FOLDERSEQ) -> VISITNUM, study-wide
     issues: list = field(default_factory=list)   # (variable, row index, value, message)
 
     def column(self, ref: str) -> pd.Series:
@@ -176,7 +177,8 @@ class StudyDay(Algorithm):
 
 class Visit(Algorithm):
     """VISITNUM / VISIT / VISITDY from the EDC folder and the study schedule. Unscheduled
-    folders get the previous scheduled VISITNUM + 0.01 * repeat (VISIT "UNSCHEDULED n.nn")."""
+    folders are numbered once per study (sdtm.visits.unscheduled_visits): the previous
+    scheduled VISITNUM + 0.01 per unscheduled visit after it (VISIT "UNSCHEDULED n.nn")."""
     options = ("part",)
 
     def fields(self, var):
@@ -186,7 +188,7 @@ class Visit(Algorithm):
         from sdtm.visits import visit_columns
 
         part = var.options.get("part", var.name)
-        return visit_columns(ctx.study, ctx.src, ctx.out)[part]
+        return visit_columns(ctx.study, ctx.src, ctx.unscheduled)[part]
 
 
 class Epoch(Algorithm):
@@ -233,8 +235,14 @@ class Arm(Algorithm):
         keys = pd.DataFrame({a: ctx.column(f).astype(str) for a, f in var.arg.items()})
         table = {tuple(str(getattr(arm, a) or "") for a in var.arg): getattr(arm, attr)
                  for arm in ctx.study.arms}
-        return pd.Series([table.get(tuple(row), "") for row in keys.itertuples(index=False)],
-                         index=ctx.src.index, dtype=object)
+        rows = [tuple(row) for row in keys.itertuples(index=False)]
+        out = pd.Series([table.get(row, "") for row in rows], index=ctx.src.index, dtype=object)
+        # All keys collected but no arm has them: a code the design does not know.
+        unknown = [(i, row) for i, row in zip(ctx.src.index, rows) if all(row) and row not in table]
+        for idx, row in unknown:
+            values = ", ".join(f"{f}={v!r}" for f, v in zip(var.arg.values(), row))
+            ctx.issues.append((var.name, idx, values, f"{values} match no arm in study.yaml; {var.name} left empty"))
+        return out
 
 
 class Site(Algorithm):

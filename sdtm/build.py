@@ -12,11 +12,19 @@ import pandas as pd
 
 from clinpipe.config import load_study
 from edc.read import RawTransfer
-from sdtm.engine import (ISSUE_COLUMNS, REJECTION_COLUMNS, DomainResult, accepted_records,
-                         active_records, enrolled_subjects, map_domain)
+from sdtm.engine import (
+    ISSUE_COLUMNS,
+    REJECTION_COLUMNS,
+    DomainResult,
+    accepted_records,
+    active_records,
+    enrolled_subjects,
+    map_domain,
+)
 from sdtm.spec import load_specs
 from sdtm.subject_elements import build_se, load_element_rules
 from sdtm.subject_visits import build_sv
+from sdtm.visits import unscheduled_visits
 
 
 @dataclass
@@ -46,15 +54,16 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     results, rejections, derived = {}, {}, {}
     ref_start = elements = None
     active = active_records(raw)
+    unscheduled = unscheduled_visits(study, raw.forms, active)
     for name in order:
         if name not in specs:
             continue
         parts = []
         for spec in specs[name]:
             result, rejected = map_domain(spec, raw, study, ref_start=ref_start, elements=elements,
-                                          active=active)
+                                          active=active, unscheduled=unscheduled)
             parts.append((spec, result))
-            rejections[spec.source] = rejected
+            rejections.setdefault(spec.source, []).append(rejected)
         results[name] = combine_parts(name, parts)
         if name == "DM":
             dm = results[name].data
@@ -63,6 +72,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data)
     if len(sv):
         derived["SV"] = sv
+    rejections = _settle_rejections(rejections, results)
     enrolled = enrolled_subjects(raw)
     for form in raw.frames:
         if form not in rejections:
@@ -74,6 +84,21 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     sources = {spec.source for group in specs.values() for spec in group}
     return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections, sources),
                      {s.path.name: s.sha256 for group in specs.values() for s in group})
+
+
+def _settle_rejections(per_spec: dict[str, list[pd.DataFrame]],
+                       results: dict[str, DomainResult]) -> dict[str, pd.DataFrame]:
+    """A form read by several specs (TL feeds TU and TR) is rejected per record only where no
+    spec mapped it; each record is listed once, with the first reason given."""
+    mapped: dict[str, set] = {}
+    for res in results.values():
+        for form, ids in res.trace.groupby("FORM")["RECORDID"]:
+            mapped.setdefault(form, set()).update(ids)
+    settled = {}
+    for form, frames in per_spec.items():
+        rej = pd.concat(frames, ignore_index=True).drop_duplicates("RECORDID")
+        settled[form] = rej[~rej["RECORDID"].isin(mapped.get(form, set()))].reset_index(drop=True)
+    return settled
 
 
 def combine_parts(domain: str, parts: list) -> DomainResult:
@@ -97,7 +122,7 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
     renumber = data.set_index(["_PART", "USUBJID", "_OLD"])[seq_var]
     trace = pd.concat(trace, ignore_index=True)
     # joined subject-level records (no --SEQ of their own) keep SEQ empty
-    trace["SEQ"] = [renumber[(p, u, o)] if o == o else o
+    trace["SEQ"] = [renumber[(p, u, o)] if pd.notna(o) else o
                     for p, u, o in zip(trace["_PART"], trace["USUBJID"], trace["SEQ"])]
     supp_df = None
     if supp:

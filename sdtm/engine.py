@@ -86,7 +86,8 @@ def active_records(raw: RawTransfer) -> dict[str, pd.DataFrame]:
 
 def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Series | None = None,
                elements: pd.DataFrame | None = None,
-               active: dict[str, pd.DataFrame] | None = None) -> tuple[DomainResult, pd.DataFrame]:
+               active: dict[str, pd.DataFrame] | None = None,
+               unscheduled: pd.Series | None = None) -> tuple[DomainResult, pd.DataFrame]:
     """Map one spec; returns the domain result and the rejected raw records of its source."""
     enrolled = enrolled_subjects(raw)
     src, rejected = accepted_records(raw, spec.source, enrolled)
@@ -103,7 +104,11 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     out["DOMAIN"] = spec.domain
     out["USUBJID"] = studyid + "-" + src["SUBJECT"]
     active = active if active is not None else active_records(raw)
-    ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active)
+    if unscheduled is None:
+        from sdtm.visits import unscheduled_visits
+        unscheduled = unscheduled_visits(study, raw.forms, active)
+    ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active,
+                  unscheduled=unscheduled)
     for name, var in spec.variables.items():
         out[name] = ALGORITHMS[var.algorithm].run(ctx, var)
     dom = metadata.domain(spec.domain)

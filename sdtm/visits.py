@@ -7,7 +7,6 @@ that keeps VISITNUM one-to-one with VISIT. Non-visit folders (logs, end of study
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from sdtm import dates
@@ -18,7 +17,9 @@ def planned_study_day(day: int) -> int:
     return day + 1 if day >= 0 else day
 
 
-def visit_columns(study, src: pd.DataFrame, out: pd.DataFrame) -> dict[str, pd.Series]:
+def visit_columns(study, src: pd.DataFrame, unscheduled: pd.Series) -> dict[str, pd.Series]:
+    """VISITNUM/VISIT/VISITDY of the source rows; `unscheduled` is the study-level numbering
+    of unscheduled folder instances (see `unscheduled_visits`)."""
     sched = study.visit_by_folder
     folder = src["FOLDER"]
     num = folder.map({f: v.visitnum for f, v in sched.items()})
@@ -27,34 +28,46 @@ def visit_columns(study, src: pd.DataFrame, out: pd.DataFrame) -> dict[str, pd.S
                        if v.anchor == study.visits[0].anchor})
     uns = folder == study.edc_folders.unscheduled
     if uns.any():
-        num, name = _unscheduled(study, src, out, uns, num, name)
+        keys = pd.MultiIndex.from_arrays([src.loc[uns, "SUBJECT"], src.loc[uns, "FOLDERSEQ"]])
+        unum = pd.Series(unscheduled.reindex(keys).to_numpy(), index=src.index[uns])
+        num = num.where(~uns, unum)
+        name = name.where(~uns, "UNSCHEDULED " + unum.map(lambda v: f"{v:.2f}" if v == v else ""))
     return {"VISITNUM": num.astype("float64"), "VISIT": name.fillna("").astype(object),
             "VISITDY": vday.astype("float64")}
 
 
-def _unscheduled(study, src, out, uns, num, name):
-    """Number each unscheduled visit after the subject's latest scheduled visit before it."""
-    subj = out["USUBJID"] if "USUBJID" in out else src["SUBJECT"]
-    when = _visit_dates(out, src)
-    sched_rows = pd.DataFrame({"subj": subj, "when": when, "num": num})[~uns & num.notna()]
-    sched_rows = sched_rows.dropna(subset=["when"]).sort_values("when")
-    base = pd.Series(np.nan, index=src.index)
-    targets = pd.DataFrame({"subj": subj, "when": when})[uns].dropna(subset=["when"]).sort_values("when")
-    if len(targets) and len(sched_rows):
-        merged = pd.merge_asof(targets.reset_index(), sched_rows, on="when", by="subj",
-                               direction="backward").set_index("index")
-        base.loc[merged.index] = merged["num"]
-    base = base.fillna(min(v.visitnum for v in study.visits))
-    seq = pd.to_numeric(src["FOLDERSEQ"], errors="coerce").fillna(1)
-    unum = (base + 0.01 * seq).round(2)
-    num = num.where(~uns, unum)
-    name = name.where(~uns, "UNSCHEDULED " + unum.map(lambda v: f"{v:.2f}"))
-    return num, name
-
-
-def _visit_dates(out: pd.DataFrame, src: pd.DataFrame) -> pd.Series:
-    """The record's own date: the first --DTC variable mapped so far."""
-    dtc = [c for c in out.columns if c.endswith("DTC")]
-    if not dtc:
-        return pd.Series(pd.NaT, index=src.index)
-    return dates.to_datetime(out[dtc[0]])
+def unscheduled_visits(study, forms, active: dict[str, pd.DataFrame]) -> pd.Series:
+    """VISITNUM of every unscheduled folder instance, numbered once for the whole study so
+    every domain agrees: (SUBJECT, FOLDERSEQ) -> latest scheduled VISITNUM the subject had
+    on or before the instance's date + 0.01 per unscheduled instance after that visit, in
+    date order. An instance is dated by the earliest full date of any of its records."""
+    sched = study.visit_by_folder
+    unsched = study.edc_folders.unscheduled
+    parts = []
+    for form in forms.forms:
+        frame = active.get(form.oid)
+        first_date = next((f.oid for f in form.fields if f.type == "date"), None)
+        if frame is None or first_date is None or frame.empty:
+            continue
+        keep = frame["FOLDER"].isin(sched) | (frame["FOLDER"] == unsched)
+        part = frame.loc[keep, ["SUBJECT", "FOLDER", "FOLDERSEQ", first_date]]
+        parts.append(part.set_axis(["SUBJECT", "FOLDER", "FOLDERSEQ", "DTC"], axis=1))
+    empty = pd.Series(dtype="float64", index=pd.MultiIndex.from_arrays([[], []]))
+    if not parts:
+        return empty
+    rec = pd.concat(parts, ignore_index=True)
+    rec["WHEN"] = dates.to_datetime(rec["DTC"])
+    rec = rec.dropna(subset=["WHEN"])
+    is_uns = rec["FOLDER"] == unsched
+    inst = (rec[is_uns].groupby(["SUBJECT", "FOLDERSEQ"], as_index=False)["WHEN"].min()
+            .sort_values("WHEN"))
+    if inst.empty:
+        return empty
+    visits = rec[~is_uns].assign(NUM=rec.loc[~is_uns, "FOLDER"].map({f: v.visitnum for f, v in sched.items()}))
+    visits = visits.groupby(["SUBJECT", "NUM"], as_index=False)["WHEN"].min().sort_values("WHEN")
+    merged = pd.merge_asof(inst, visits, on="WHEN", by="SUBJECT", direction="backward")
+    merged["NUM"] = merged["NUM"].fillna(min(v.visitnum for v in study.visits))
+    merged = merged.sort_values(["SUBJECT", "NUM", "WHEN", "FOLDERSEQ"], kind="stable")
+    merged["K"] = merged.groupby(["SUBJECT", "NUM"]).cumcount() + 1
+    merged["VISITNUM"] = (merged["NUM"] + 0.01 * merged["K"]).round(2)
+    return merged.set_index(["SUBJECT", "FOLDERSEQ"])["VISITNUM"]

@@ -48,19 +48,26 @@ def test_planned_study_day_from_schedule_day():
 
 
 def test_visit_numbers_scheduled_and_unscheduled():
-    study = load_study("RS001")
-    src = pd.DataFrame({"FOLDER": ["D7", "UNS", "UNS", "D10", "LOGS", "UNS"],
-                        "FOLDERSEQ": ["1", "1", "2", "1", "1", "3"], "SUBJECT": ["1"] * 6})
-    out = pd.DataFrame({"USUBJID": ["S-1"] * 6,
-                        "LBDTC": ["2025-01-08", "2025-01-09", "2025-01-09", "2025-01-11", "2025-01-01",
-                                  "2025-01-12"]})
-    cols = visit_columns(study, src, out)
+    """Unscheduled visits are numbered once per study, from every form's records: after the
+    latest scheduled visit on or before them, 0.01 apart in date order."""
+    from edc.forms import load_forms
+    from sdtm.visits import unscheduled_visits
+
+    study, forms = load_study("RS001"), load_forms("RS001")
+    lb = pd.DataFrame({"SUBJECT": ["1"] * 6, "FOLDER": ["D7", "UNS", "UNS", "D10", "LOGS", "UNS"],
+                       "FOLDERSEQ": ["1", "1", "2", "1", "1", "3"],
+                       "LBDAT": ["2025-01-08", "2025-01-09", "2025-01-09", "2025-01-11", "2025-01-01",
+                                 "2025-01-12"]})
+    # a vital-signs record dates UNS 2 earlier than its lab: the instance's earliest record counts
+    vs = pd.DataFrame({"SUBJECT": ["1"], "FOLDER": ["UNS"], "FOLDERSEQ": ["2"], "VSDAT": ["2025-01-08"]})
+    uns = unscheduled_visits(study, forms, {"LB": lb, "VS": vs})
+    cols = visit_columns(study, lb, uns)
     num = cols["VISITNUM"].tolist()
     assert num[0] == 10 and num[3] == 11 and np.isnan(num[4])
-    # after Day 7 (10): 10.01, 10.02; after Day 10 (11): 11.03
-    assert num[1] == pytest.approx(10.01) and num[2] == pytest.approx(10.02) and num[5] == pytest.approx(11.03)
-    assert cols["VISIT"].tolist() == ["DAY 7", "UNSCHEDULED 10.01", "UNSCHEDULED 10.02", "DAY 10", "",
-                                      "UNSCHEDULED 11.03"]
+    # after Day 7 (10): UNS 2 (Jan 8) then UNS 1 (Jan 9); after Day 10 (11): UNS 3
+    assert num[2] == pytest.approx(10.01) and num[1] == pytest.approx(10.02) and num[5] == pytest.approx(11.01)
+    assert cols["VISIT"].tolist() == ["DAY 7", "UNSCHEDULED 10.02", "UNSCHEDULED 10.01", "DAY 10", "",
+                                      "UNSCHEDULED 11.01"]
     assert cols["VISITDY"].tolist()[:1] == [8.0]      # Day 7 after infusion = study day 8
 
 

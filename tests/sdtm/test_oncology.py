@@ -85,18 +85,6 @@ def test_visit_value_takes_the_same_visits_record_through_ct():
     assert _run("visit_value", "RSP.RSMETH", ctx).tolist() == ["PETCT", "CT", "CT", ""]
 
 
-def test_form_visit_numbers_a_filtered_record_like_the_whole_form():
-    full = pd.DataFrame({"SUBJECT": ["1"] * 4, "FOLDER": ["SCR", "D28", "UNS", "UNS"],
-                         "FOLDERSEQ": ["1", "1", "1", "1"], "RECORDID": ["1", "2", "3", "4"],
-                         "FORM": ["TL"] * 4, "TLDAT": ["2024-01-01", "2024-03-01", "2024-03-20", "2024-03-20"]})
-    kept = full.iloc[[0, 3]]        # TU keeps screening and the new lesion of the unscheduled visit
-    ctx = _ctx(kept, raw={"TL": full})
-    got = _run("form_visit", "TLDAT", ctx, name="VISITNUM", part="VISITNUM")
-    d28 = load_study("GLOCART").visit_by_folder["D28"].visitnum
-    assert got.tolist() == [1, d28 + 0.01]                        # not 1.01
-    assert _run("form_visit", "TLDAT", ctx, name="VISIT", part="VISIT").tolist()[1] == f"UNSCHEDULED {d28 + 0.01:.2f}"
-
-
 def test_lobxfl_by_flags_the_last_record_before_treatment_per_lesion_and_test():
     out = pd.DataFrame({"USUBJID": ["S-1"] * 6,
                         "TRLNKID": ["T01", "T01", "T02", "T02", "T01", "T01"],
@@ -411,3 +399,20 @@ def test_golden_glocart():
     assert set(pos["LBTESTCD"]) == {"CTDNA"} and set(pos["LBLLOD"]) == {0.5} and set(pos["VISIT"]) == {"DAY 28"}
     neg = ct[ct["USUBJID"] == "GLOCART-202-001"]
     assert neg[["LBRESSCL", "LBSTRESC", "LBDTC"]].values.tolist() == [["NOMINAL", "NEGATIVE", "2023-08-26"]]
+
+
+@pytest.mark.parametrize("study", ["RS001", "GLOCART"])
+def test_tu_and_tr_agree_on_the_visit_of_each_identification(study):
+    """TU keeps one record per lesion (a filtered spec) yet numbers its visits like TR,
+    unscheduled ones included: visits are numbered once per study."""
+    ds = _build(study)[2].datasets()
+    tu, tr = ds["TU"], ds["TR"]
+    keys = ["USUBJID", "VISITNUM", "VISIT"]
+    pairs = tu[["USUBJID", "TULNKID", "TUDTC", *keys[1:]]].merge(
+        tr[["USUBJID", "TRLNKID", "TRDTC", *keys[1:]]].drop_duplicates(),
+        left_on=["USUBJID", "TULNKID", "TUDTC"], right_on=["USUBJID", "TRLNKID", "TRDTC"],
+        suffixes=("_TU", "_TR"))
+    assert len(pairs) >= len(tu) * 0.9
+    assert (pairs["VISITNUM_TU"] == pairs["VISITNUM_TR"]).all()
+    assert (pairs["VISIT_TU"] == pairs["VISIT_TR"]).all()
+
