@@ -31,7 +31,7 @@ def visit_columns(study, src: pd.DataFrame, unscheduled: pd.Series) -> dict[str,
         keys = pd.MultiIndex.from_arrays([src.loc[uns, "SUBJECT"], src.loc[uns, "FOLDERSEQ"]])
         unum = pd.Series(unscheduled.reindex(keys).to_numpy(), index=src.index[uns])
         num = num.where(~uns, unum)
-        name = name.where(~uns, "UNSCHEDULED " + unum.map(lambda v: f"{v:.2f}" if v == v else ""))
+        name = name.where(~uns, "UNSCHEDULED " + unum.map(lambda v: f"{v:.2f}" if pd.notna(v) else ""))
     return {"VISITNUM": num.astype("float64"), "VISIT": name.fillna("").astype(object),
             "VISITDY": vday.astype("float64")}
 
