@@ -379,8 +379,7 @@ class SplitCT(Algorithm):
     options = ("codelist", "map")
 
     def run(self, ctx, var):
-        items = ctx.src.drop_duplicates("_ITEM").set_index("_ITEM")["_SPLIT"]
-        per_item = {k: str(item.get(var.arg, "")) for k, item in items.items()}
+        per_item = {k: str(item.get(var.arg, "")) for k, item in enumerate(ctx.spec_split)}
         values = ctx.src["_ITEM"].map(per_item).astype(object)
         return _to_ct(ctx, var, values)
 

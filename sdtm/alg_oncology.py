@@ -81,8 +81,7 @@ class SplitFieldCT(Algorithm):
 
     def run(self, ctx, var):
         out = pd.Series("", index=ctx.src.index, dtype=object)
-        items = ctx.src.drop_duplicates("_ITEM").set_index("_ITEM")["_SPLIT"]
-        for k, item in items.items():
+        for k, item in enumerate(ctx.spec_split):
             rows = ctx.src["_ITEM"] == k
             name = item.get(var.arg, "")
             if not name:

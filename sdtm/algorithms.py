@@ -25,6 +25,7 @@ class Context:
     elements: pd.DataFrame | None = None    # SE-like frame: USUBJID, SESTDTC, SEENDTC, EPOCH
     raw: dict = field(default_factory=dict)      # form -> active raw frame (for per-subject looks)
     unscheduled: pd.Series | None = None         # (SUBJECT, FOLDERSEQ) -> VISITNUM, study-wide
+    spec_split: list = field(default_factory=list)   # the spec's split items (rows carry _ITEM)
     issues: list = field(default_factory=list)   # (variable, row index, value, message)
 
     def column(self, ref: str) -> pd.Series:
@@ -84,7 +85,11 @@ class AssignCT(Algorithm):
                 values[(code, dec)] = hit
             else:
                 values[(code, dec)] = None
-        out = pd.Series([values[(c, d)] for c, d in zip(raw, decode)], index=raw.index, dtype=object)
+        if not values:
+            return raw.copy()
+        table = pd.Series(list(values.values()), index=pd.MultiIndex.from_tuples(list(values)), dtype=object)
+        keys = pd.MultiIndex.from_arrays([raw.to_numpy(), decode.to_numpy()])
+        out = pd.Series(table.reindex(keys).to_numpy(), index=raw.index, dtype=object)
         missing = out.isna()
         why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
         for idx in out.index[missing]:
@@ -276,7 +281,8 @@ class SplitValue(Algorithm):
     under this key, e.g. VSTESTCD: {split_value: testcd}."""
 
     def run(self, ctx, var):
-        return ctx.src["_SPLIT"].map(lambda item: str(item.get(var.arg, ""))).astype(object)
+        per_item = np.array([str(item.get(var.arg, "")) for item in ctx.spec_split], dtype=object)
+        return pd.Series(per_item[ctx.src["_ITEM"].to_numpy()], index=ctx.src.index, dtype=object)
 
 
 class SplitField(Algorithm):
@@ -284,11 +290,12 @@ class SplitField(Algorithm):
     VSORRES: {split_field: field} reads SYSBP on the systolic item and PULSE on the pulse item."""
 
     def run(self, ctx, var):
-        names = ctx.src["_SPLIT"].map(lambda item: item.get(var.arg, ""))
+        items = ctx.src["_ITEM"].to_numpy()
         out = pd.Series("", index=ctx.src.index, dtype=object)
-        for name in names.unique():
+        for k, item in enumerate(ctx.spec_split):    # one pass per split item, not per record
+            name = item.get(var.arg, "")
             if name:
-                rows = names == name
+                rows = items == k
                 out[rows] = ctx.src.loc[rows, name]
         return out
 

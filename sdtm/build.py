@@ -119,16 +119,17 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
     keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"], "_PART", "_OLD"]
     data = data.sort_values(keys, kind="stable").reset_index(drop=True)
     data[seq_var] = data.groupby("USUBJID").cumcount().astype("float64") + 1
-    renumber = data.set_index(["_PART", "USUBJID", "_OLD"])[seq_var]
+    renumber = data[["_PART", "USUBJID", "_OLD", seq_var]]
     trace = pd.concat(trace, ignore_index=True)
     # joined subject-level records (no --SEQ of their own) keep SEQ empty
-    trace["SEQ"] = [renumber[(p, u, o)] if pd.notna(o) else o
-                    for p, u, o in zip(trace["_PART"], trace["USUBJID"], trace["SEQ"])]
+    trace["SEQ"] = trace.merge(renumber, how="left", left_on=["_PART", "USUBJID", "SEQ"],
+                               right_on=["_PART", "USUBJID", "_OLD"])[seq_var].to_numpy()
     supp_df = None
     if supp:
         supp_df = pd.concat(supp, ignore_index=True)
-        supp_df["IDVARVAL"] = [f"{renumber[(p, u, float(v))]:.0f}" for p, u, v in
-                               zip(supp_df["_PART"], supp_df["USUBJID"], supp_df["IDVARVAL"])]
+        old = supp_df.assign(_OLD=supp_df["IDVARVAL"].astype(float))
+        new = old.merge(renumber, how="left", on=["_PART", "USUBJID", "_OLD"])[seq_var]
+        supp_df["IDVARVAL"] = new.astype(int).astype(str).to_numpy()
         supp_df = supp_df.drop(columns="_PART")
     return DomainResult(domain, data.drop(columns=["_PART", "_OLD"]), supp_df, trace.drop(columns="_PART"),
                         pd.concat(issues, ignore_index=True))

@@ -108,7 +108,7 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
         from sdtm.visits import unscheduled_visits
         unscheduled = unscheduled_visits(study, raw.forms, active)
     ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active,
-                  unscheduled=unscheduled)
+                  unscheduled=unscheduled, spec_split=spec.split or [])
     for name, var in spec.variables.items():
         out[name] = ALGORITHMS[var.algorithm].run(ctx, var)
     dom = metadata.domain(spec.domain)
@@ -136,10 +136,9 @@ def _split_rows(src: pd.DataFrame, spec: DomainSpec, rejected: pd.DataFrame):
     for k, item in enumerate(spec.split):
         has = src[item["field"]] != ""
         part = src[has].copy()
-        part["_SPLIT"] = [item] * len(part)
         part["_ITEM"] = k
         parts.append(part)
-    rows = pd.concat(parts) if parts else src.iloc[:0].assign(_SPLIT=None, _ITEM=0)
+    rows = pd.concat(parts) if parts else src.iloc[:0].assign(_ITEM=0)
     empty = src[~src["RECORDID"].isin(rows["RECORDID"])]
     none = pd.DataFrame({"FORM": spec.source, "RECORDID": empty["RECORDID"], "SUBJECT": empty["SUBJECT"],
                          "FIELD": ",".join(i["field"] for i in spec.split), "VALUE": "",
@@ -166,7 +165,7 @@ def _supp(spec: DomainSpec, ctx: Context, out: pd.DataFrame, seq_var: str) -> pd
         has = qval != ""
         frames.append(pd.DataFrame({
             "STUDYID": out.loc[has, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": out.loc[has, "USUBJID"],
-            "IDVAR": seq_var, "IDVARVAL": out.loc[has, seq_var].map(lambda v: f"{v:.0f}"),
+            "IDVAR": seq_var, "IDVARVAL": out.loc[has, seq_var].astype(int).astype(str),
             "QNAM": s.qnam, "QLABEL": s.qlabel, "QVAL": qval[has], "QORIG": s.qorig, "QEVAL": ""}))
     supp = pd.concat(frames, ignore_index=True)
     order = supp["IDVARVAL"].astype(int)

@@ -2,6 +2,7 @@
 record that carries VISITNUM: start/end = earliest/latest of the records' dates."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from sdtm import dates
@@ -31,6 +32,5 @@ def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame,
     ref = sv["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])
     sv["SVSTDY"] = dates.study_day(sv["SVSTDTC"], ref)
     sv["SVENDY"] = dates.study_day(sv["SVENDTC"], ref)
-    sv["SVUPDES"] = sv["VISIT"].where(sv["VISIT"].str.startswith(unscheduled_prefix), "") \
-        .map(lambda v: "Unscheduled visit" if v else "")
+    sv["SVUPDES"] = np.where(sv["VISIT"].str.startswith(unscheduled_prefix), "Unscheduled visit", "")
     return sv

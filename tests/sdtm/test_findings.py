@@ -133,8 +133,9 @@ def test_ct_paired_gives_the_test_name_of_the_code():
 
 def test_split_ct_checks_item_values():
     items = [{"field": "SPO2", "testcd": "OXYSAT"}, {"field": "X", "testcd": "SPO2"}]
-    src = pd.DataFrame({"_ITEM": [0, 1, 0], "_SPLIT": [items[0], items[1], items[0]]})
+    src = pd.DataFrame({"_ITEM": [0, 1, 0]})
     ctx = _ctx(src)
+    ctx.spec_split = items
     got = ALGORITHMS["split_ct"].run(ctx, VarSpec("VSTESTCD", "split_ct", "testcd", {"codelist": "VSTESTCD"}, None))
     assert got.tolist() == ["OXYSAT", "SPO2", "OXYSAT"]
     assert [(i[1], i[2]) for i in ctx.issues] == [(1, "SPO2")]

@@ -25,21 +25,21 @@ S = pd.Series
 
 # -- algorithms on literal frames --------------------------------------------------------------
 
-def _ctx(src, out=None, raw=None, study="GLOCART", ref_start=None):
+def _ctx(src, out=None, raw=None, study="GLOCART", ref_start=None, split=None):
     if out is None:
         out = pd.DataFrame({"USUBJID": "S-" + src["SUBJECT"]} if "SUBJECT" in src else {}, index=src.index)
-    return Context(study=load_study(study), src=src, out=out, raw=raw or {}, ref_start=ref_start)
+    return Context(study=load_study(study), src=src, out=out, raw=raw or {}, ref_start=ref_start,
+                   spec_split=split or [])
 
 
 def _run(alg, arg, ctx, name="X", **options):
     return ALGORITHMS[alg].run(ctx, VarSpec(name, alg, arg, options, None))
 
 
-def _split_src(rows, items):
-    """Source rows as the engine's split makes them: each with its item under _SPLIT/_ITEM."""
+def _split_src(rows):
+    """Source rows as the engine's split makes them: each with its item number under _ITEM."""
     src = pd.DataFrame(rows)
     src["_ITEM"] = [r["_ITEM"] for r in rows]
-    src["_SPLIT"] = [items[k] for k in src["_ITEM"]]
     return src
 
 
@@ -53,7 +53,7 @@ def test_split_field_ct_uses_each_items_codelist_and_map():
             {"RESP": "PR", "NEWL": "N", "SIZE": "", "_ITEM": 1},
             {"RESP": "PR", "NEWL": "N", "SIZE": "12", "_ITEM": 2},      # no codelist: as collected
             {"RESP": "ZZ", "NEWL": "N", "SIZE": "", "_ITEM": 0}]
-    ctx = _ctx(_split_src(rows, items))
+    ctx = _ctx(_split_src(rows), split=items)
     got = _run("split_field_ct", "field", ctx)
     assert got.tolist() == ["INDETERMINATE RESPONSE", "CRi", "SMD", "N", "12", "ZZ"]
     assert [(i, v) for _, i, v, _ in ctx.issues] == [(5, "ZZ")]      # reported, kept upper-cased
