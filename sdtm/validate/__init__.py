@@ -1,0 +1,1 @@
+"""SDTM validation: schemas built from metadata, cross-dataset conformance rules, reports."""
