@@ -103,16 +103,20 @@ def demo(out_root, studies):
     from clinpipe.paths import out_root as default_root
     from clinpipe.raw_summary import summarise_study
     from sdtm.run import run_sdtm
+    from sdtm.validate.run import validate_run
 
     root = out_root or default_root()
     failed = []
     for study in studies or available_studies():
-        click.echo(f"{study}: raw -> reports, SDTM")
+        click.echo(f"{study}: raw -> reports, SDTM, conformance")
         try:
             transfer = latest_transfer(study)
             report = summarise_study(study, transfer, root, progress=click.echo)
             click.echo(f"  {study}: wrote {report}")
-            run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
+            run = run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
+            result, page = validate_run(run, root)
+            click.echo(f"  {study}: conformance: {len(result.open('ERROR'))} open ERROR, "
+                       f"{len(result.open('WARNING'))} WARNING findings -> {page}")
         except ClinpipeError as exc:
             click.secho(f"  {study}: FAILED: {exc.message}", fg="red", err=True)
             failed.append(study)
@@ -137,6 +141,29 @@ def sdtm(study, transfer, out_root):
     run = run_sdtm(study, folder, out_root, progress=click.echo)
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
+
+
+@main.command()
+@click.option("--study", required=True, help="Study id (RS001, GLOCART): its trial design and waivers.")
+@click.option("--sdtm", "sdtm_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of SDTM .xpt/.parquet to validate (default: out/<STUDY>/sdtm); any SDTM works.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root for reports/conformance.* (default: out/ or $CLINPIPE_OUT).")
+def validate(study, sdtm_dir, out_root):
+    """Validate SDTM against SDTMIG 3.4 / CT metadata and cross-dataset rules; exit 1 on ERROR."""
+    from clinpipe.config import load_study
+    from clinpipe.paths import study_out
+    from sdtm.validate.run import load_sdtm_folder, load_waivers, write_conformance
+    from sdtm.validate.run import validate as run_validation
+
+    folder = sdtm_dir or study_out(study, "sdtm", out_root)
+    result = run_validation(load_sdtm_folder(folder), load_study(study), load_waivers(study), study=study)
+    page = write_conformance(result, out_root, None, {"SDTM": str(folder)})
+    click.echo(result.summary().to_string(index=False) if len(result.findings) else "no findings")
+    n_err = len(result.open("ERROR"))
+    click.echo(f"{study}: {n_err} open ERROR finding(s); report: {page}")
+    if n_err:
+        sys.exit(1)
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Per-study SDTM assets: one Dagster asset per SDTM dataset, computed together from the raw
 export asset (one mapping run), each with its own metadata. Thin wrapper over `sdtm.run`."""
 import dagster as dg
+import pandas as pd
 
 from edc.forms import load_forms
 from sdtm.spec import load_specs
@@ -25,12 +26,19 @@ def build_sdtm_assets(study: str) -> dg.AssetsDefinition:
                                       description=f"{study} SDTM {name}")
             for name in [*always, *optional]}
 
-    @dg.multi_asset(name=f"{study}_sdtm", outs=outs, can_subset=False,
+    checks = [dg.AssetCheckSpec(name="conformance", asset=dg.AssetKey([study, "sdtm", name]), blocking=True,
+                                description="No open ERROR finding (schemas from SDTMIG 3.4/CT metadata and "
+                                            "cross-dataset rules); WARNINGs pass with counts.")
+              for name in always]
+
+    @dg.multi_asset(name=f"{study}_sdtm", outs=outs, can_subset=False, check_specs=checks,
                     ins={"raw": dg.AssetIn(key=[study, "raw_export"])})
     def sdtm_datasets(context: dg.AssetExecutionContext, raw):
         from sdtm.run import write_sdtm
+        from sdtm.validate.run import validate_run
 
         run = write_sdtm(raw, progress=context.log.info)
+        validation, report = validate_run(run)
         specs = run.build.spec_hashes
         for name, df in run.datasets.items():
             info = run.written[name]
@@ -42,5 +50,26 @@ def build_sdtm_assets(study: str) -> dg.AssetsDefinition:
                 "spec_sha256": dg.MetadataValue.json(specs),
                 "input_sha256": dg.MetadataValue.json(dict(sorted(raw.file_hashes.items()))),
             })
+        for name in always:
+            yield conformance_check(study, name, validation, report)
 
     return sdtm_datasets
+
+
+def conformance_check(study: str, dataset: str, validation, report) -> dg.AssetCheckResult:
+    """ERROR findings fail the blocking check (downstream does not run on bad data);
+    WARNINGs pass, reported as counts and the first examples."""
+    f = validation.findings
+    mine = f[(f["DATASET"] == dataset) | f["DATASET"].eq(f"SUPP{dataset}")]
+    errors = validation.open("ERROR")
+    errors = errors[errors.index.isin(mine.index)]
+    warnings = validation.open("WARNING")
+    warnings = warnings[warnings.index.isin(mine.index)]
+    first = pd.concat([errors, warnings]).head(5)
+    return dg.AssetCheckResult(
+        asset_key=dg.AssetKey([study, "sdtm", dataset]), check_name="conformance",
+        passed=errors.empty, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"open_errors": len(errors), "warnings": len(warnings),
+                  "waived": int((mine["WAIVED"] == "Y").sum()),
+                  "first_findings": dg.MetadataValue.md(first.to_markdown(index=False) if len(first) else "none"),
+                  "report": dg.MetadataValue.path(str(report))})

@@ -316,8 +316,8 @@ class NormalRangeIndicator(Algorithm):
 class LastObservationBeforeExposure(Algorithm):
     """{lobxfl: LBDTC, same_day: "<condition>", codelist: NY}: --LOBXFL per USUBJID and --TESTCD
     (see `last_before_exposure`). "With a result" = --ORRES not empty and --STAT not NOT DONE.
-    The reference is DM's first-treatment date: the engine hands algorithms RFSTDTC, which both
-    studies' DM specs derive from the same first-dose fields as RFXSTDTC. `same_day` is a
+    The reference is DM.RFXSTDTC, the first exposure to protocol-specified treatment (the
+    engine hands it to algorithms as `ref_exposure`). `same_day` is a
     pandas condition over variables mapped above (e.g. "VSTPT == 'PRE-INFUSION'") for records
     on the reference date when a time is missing."""
     options = ("same_day", "codelist")
@@ -330,9 +330,9 @@ class LastObservationBeforeExposure(Algorithm):
         if missing := [n for n in needed if n not in out.columns]:
             raise ConfigError(f"lobxfl needs {', '.join(missing)} mapped above {var.name}", field=var.name,
                               hint="order the spec's variables so these come first")
-        if ctx.ref_start is None:
+        if ctx.ref_exposure is None:
             return pd.Series("", index=index, dtype=object)
-        ref = out["USUBJID"].map(ctx.ref_start)
+        ref = out["USUBJID"].map(ctx.ref_exposure)
         has = out[f"{prefix}ORRES"].fillna("").astype(str) != ""
         if f"{prefix}STAT" in out.columns:
             has &= out[f"{prefix}STAT"] != "NOT DONE"

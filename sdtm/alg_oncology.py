@@ -168,13 +168,13 @@ class LobxflBy(Algorithm):
     variables, by the rules of alg_findings.last_before_exposure (a record on the treatment
     date without times on both sides is not flagged). For series --TESTCD alone does not
     identify: TR has one series per lesion and test, TU one record per lesion. The reference
-    is RFSTDTC, which both studies' DM specs derive like RFXSTDTC (first study treatment)."""
+    is DM.RFXSTDTC (first exposure to protocol-specified treatment)."""
     options = ("by", "codelist")
 
     def run(self, ctx, var):
         out = ctx.out
         index = ctx.src.index
-        if ctx.ref_start is None:
+        if ctx.ref_exposure is None:
             return pd.Series("", index=index, dtype=object)
         by = list(var.options.get("by") or [])
         key = (out[by].fillna("").astype(str).agg("|".join, axis=1) if by
@@ -183,7 +183,7 @@ class LobxflBy(Algorithm):
         result = out.get(f"{prefix}ORRES")
         has = (result.fillna("").astype(str) != "") if result is not None else pd.Series(True, index=index)
         never = pd.Series(False, index=index)
-        return last_before_exposure(out["USUBJID"], key, out[var.arg], out["USUBJID"].map(ctx.ref_start),
+        return last_before_exposure(out["USUBJID"], key, out[var.arg], out["USUBJID"].map(ctx.ref_exposure),
                                     has, never)
 
 

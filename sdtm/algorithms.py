@@ -22,6 +22,7 @@ class Context:
     src: pd.DataFrame                       # source rows (+ joined FORM.FIELD columns)
     out: pd.DataFrame                       # SDTM variables computed so far, same index
     ref_start: pd.Series | None = None      # USUBJID -> RFSTDTC (for --DY)
+    ref_exposure: pd.Series | None = None   # USUBJID -> RFXSTDTC (for --LOBXFL: before first treatment)
     elements: pd.DataFrame | None = None    # SE-like frame: USUBJID, SESTDTC, SEENDTC, EPOCH
     raw: dict = field(default_factory=dict)      # form -> active raw frame (for per-subject looks)
     unscheduled: pd.Series | None = None         # (SUBJECT, FOLDERSEQ) -> VISITNUM, study-wide

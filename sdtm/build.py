@@ -52,7 +52,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     specs = load_specs(raw.study, raw.forms, root)
     order = ["DM", *sorted(d for d in specs if d != "DM")]
     results, rejections, derived = {}, {}, {}
-    ref_start = elements = None
+    ref_start = ref_exposure = elements = None
     active = active_records(raw)
     unscheduled = unscheduled_visits(study, raw.forms, active)
     for name in order:
@@ -60,7 +60,8 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
             continue
         parts = []
         for spec in specs[name]:
-            result, rejected = map_domain(spec, raw, study, ref_start=ref_start, elements=elements,
+            result, rejected = map_domain(spec, raw, study, ref_start=ref_start, ref_exposure=ref_exposure,
+                                          elements=elements,
                                           active=active, unscheduled=unscheduled)
             parts.append((spec, result))
             rejections.setdefault(spec.source, []).append(rejected)
@@ -68,6 +69,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
         if name == "DM":
             dm = results[name].data
             ref_start = dm.set_index("USUBJID")["RFSTDTC"]
+            ref_exposure = dm.set_index("USUBJID")["RFXSTDTC"]
             elements = derived["SE"] = build_se(study, load_element_rules(study, raw.forms, root), dm, active)
     sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data)
     if len(sv):

@@ -85,6 +85,7 @@ def active_records(raw: RawTransfer) -> dict[str, pd.DataFrame]:
 
 
 def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Series | None = None,
+               ref_exposure: pd.Series | None = None,
                elements: pd.DataFrame | None = None,
                active: dict[str, pd.DataFrame] | None = None,
                unscheduled: pd.Series | None = None) -> tuple[DomainResult, pd.DataFrame]:
@@ -107,7 +108,8 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     if unscheduled is None:
         from sdtm.visits import unscheduled_visits
         unscheduled = unscheduled_visits(study, raw.forms, active)
-    ctx = Context(study=study, src=src, out=out, ref_start=ref_start, elements=elements, raw=active,
+    ctx = Context(study=study, src=src, out=out, ref_start=ref_start, ref_exposure=ref_exposure,
+                  elements=elements, raw=active,
                   unscheduled=unscheduled, spec_split=spec.split or [])
     for name, var in spec.variables.items():
         out[name] = ALGORITHMS[var.algorithm].run(ctx, var)

@@ -21,7 +21,7 @@ from edc.read import RawTransfer, read_transfer
 from edc.transfer import generator_version
 from sdtm import metadata
 from sdtm.build import SdtmBuild, build_sdtm
-from sdtm.conform import split_long_text
+from sdtm.conform import conform, split_long_text
 from sdtm.trial_design import build_trial_design
 from sdtm.write import write_dataset
 
@@ -29,6 +29,7 @@ from sdtm.write import write_dataset
 @dataclass
 class SdtmRun:
     study: str
+    raw: RawTransfer
     build: SdtmBuild
     datasets: dict[str, pd.DataFrame]
     written: dict[str, dict]
@@ -72,6 +73,8 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
              f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
+    # Typed as they are written (Num as float), so validation sees what a reviewer reads.
+    datasets = {name: conform(df, name) for name, df in datasets.items()}
     with staged_layer(study, "sdtm", out_root) as folder:
         for name, df in datasets.items():
             written[name] = write_dataset(df, name, folder, timestamp=stamp)
@@ -81,7 +84,7 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     _write_reports(study, raw, build, written, out_root)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
-    return SdtmRun(study, build, datasets, written, final)
+    return SdtmRun(study, raw, build, datasets, written, final)
 
 
 def _write_manifest(folder: Path, raw: RawTransfer, build: SdtmBuild, written: dict) -> None:

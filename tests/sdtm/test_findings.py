@@ -297,16 +297,21 @@ def test_golden_rs001():
     # record 151: 101-001 Day 0 fibrinogen not done, sample clotted
     r = _one(lb, USUBJID="RS001-101-001", LBTESTCD="FIBRINO", VISIT="DAY 0")
     assert (r.LBSTAT, r.LBREASND, r.LBORRES, r.LBSTRESC, r.LBNRIND) == ("NOT DONE", "Sample clotted", "", "", "")
-    # 103-001 was infused 2023-01-15; DM's reference date has no time, so the Day 0 sample is
-    # not flagged and the Day -5 sample is the last before exposure.
+    # 103-001's first exposure (RFXSTDTC) is the Day -5 fludarabine dose; DM's reference date
+    # has no time, so the Day -5 sample cannot be shown to precede it and the screening sample
+    # is the last before exposure.
+    dm = ds["DM"].set_index("USUBJID")
     flagged = lb[(lb.USUBJID == "RS001-103-001") & (lb.LBLOBXFL == "Y")]
-    assert set(flagged.VISIT) == {"DAY -5"} and len(flagged) == 15
+    day_m5 = lb[(lb.USUBJID == "RS001-103-001") & (lb.VISIT == "DAY -5")]
+    assert day_m5.LBDTC.str[:10].eq(dm.at["RS001-103-001", "RFXSTDTC"]).all()
+    assert set(flagged.VISIT) == {"SCREENING"} and len(flagged) == 15
 
     vs = ds["VS"]
-    # vs.csv record 155: 101-001 Day 0 pre-infusion 12:15, SYSBP 113, weight 51.9
+    # vs.csv record 155: 101-001 Day 0 pre-infusion 12:15, SYSBP 113, weight 51.9; after the
+    # first lymphodepletion dose (RFXSTDTC), so not the last observation before exposure
     r = _one(vs, USUBJID="RS001-101-001", VSTESTCD="SYSBP", VSTPT="PRE-INFUSION")
     assert (r.VSORRES, r.VSORRESU, r.VSSTRESN, r.VSDTC, r.VSDY, r.VSTPTNUM, r.VSLOBXFL) == \
-        ("113", "mmHg", 113.0, "2022-10-30T12:15", 1.0, 1.0, "Y")
+        ("113", "mmHg", 113.0, "2022-10-30T12:15", 1.0, 1.0, "")
     post = _one(vs, USUBJID="RS001-101-001", VSTESTCD="SYSBP", VSTPT="POST-INFUSION")
     assert post.VSLOBXFL == ""
     # height only at screening (record 18): 155.5 cm, the last before exposure

@@ -28,7 +28,7 @@ S = pd.Series
 def _ctx(src, out=None, raw=None, study="GLOCART", ref_start=None, split=None):
     if out is None:
         out = pd.DataFrame({"USUBJID": "S-" + src["SUBJECT"]} if "SUBJECT" in src else {}, index=src.index)
-    return Context(study=load_study(study), src=src, out=out, raw=raw or {}, ref_start=ref_start,
+    return Context(study=load_study(study), src=src, out=out, raw=raw or {}, ref_exposure=ref_start,
                    spec_split=split or [])
 
 
