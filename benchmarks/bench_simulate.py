@@ -19,8 +19,8 @@ from pathlib import Path
 CLI = Path(sys.executable).with_name("clinpipe")
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+def run(cmd: list[str], check: bool = True) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process (`check`: fail on a non-zero exit)."""
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -30,7 +30,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
         os.execv(cmd[0], cmd)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    if check and os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
     return wall, usage.ru_maxrss / 1024
 

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 from clinpipe.cli import main
 
 
-@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["demo"], ["studies"]])
+@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["sdtm"], ["validate"], ["demo"], ["studies"]])
 def test_help_everywhere(args):
     res = CliRunner().invoke(main, args + ["--help"])
     assert res.exit_code == 0, res.output
@@ -55,3 +55,28 @@ def test_simulate_refuses_non_empty_folder(tmp_path):
                                     "--out", str(tmp_path)])
     assert res.exit_code == 2 and "not empty" in res.output
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_validate_any_sdtm_folder_and_exit_codes(tmp_path):
+    import pandas as pd
+
+    assert CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"]).exit_code == 0
+    sdtm = tmp_path / "RS001" / "sdtm"
+    ok = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(sdtm), "--out", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    assert "0 open ERROR" in ok.output
+    # a copy of the SDTM with a broken date, delivered as parquet only: found, named, exit 1
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    for p in sdtm.glob("*.parquet"):
+        df = pd.read_parquet(p)
+        if p.stem == "ae":
+            df.loc[0, "AESTDTC"] = "2025-13-01"
+        df.to_parquet(other / p.name)
+    bad = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(other), "--out", str(tmp_path / "o2")])
+    assert bad.exit_code == 1, bad.output
+    details = pd.read_csv(tmp_path / "o2" / "RS001" / "reports" / "conformance.csv", keep_default_na=False)
+    hit = details[(details.DATASET == "AE") & (details.VARIABLE == "AESTDTC") & (details.VALUE == "2025-13-01")]
+    assert len(hit) >= 1 and (hit.SEVERITY == "ERROR").all()
+    missing = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "SDTM folder not found" in missing.output
