@@ -21,7 +21,7 @@ from edc.read import RawTransfer, read_transfer
 from edc.transfer import generator_version
 from sdtm import metadata
 from sdtm.build import SdtmBuild, build_sdtm
-from sdtm.conform import conform, split_long_text
+from sdtm.conform import split_long_text
 from sdtm.trial_design import build_trial_design
 from sdtm.write import write_dataset
 
@@ -73,11 +73,11 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
              f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
-    # Typed as they are written (Num as float), so validation sees what a reviewer reads.
-    datasets = {name: conform(df, name) for name, df in datasets.items()}
     with staged_layer(study, "sdtm", out_root) as folder:
         for name, df in datasets.items():
             written[name] = write_dataset(df, name, folder, timestamp=stamp)
+        # Keep the frames as written (conformed: Num as float), so validation sees what a reviewer reads.
+        datasets = {name: written[name].pop("data") for name in datasets}
         _write_manifest(folder, raw, build, written)
     final = folder.parent / "sdtm"
     for info in written.values():  # the staging folder became `final`

@@ -45,7 +45,7 @@ def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
     """Conform `df` to SDTMIG (`sdtm.conform.conform`), check the transport limits and write
     `<outdir>/<dataset lower>.xpt` and `.parquet`. `timestamp` (the run date; default
     1960-01-01) goes into the XPT headers. Returns the paths, the row count and the files'
-    SHA-256."""
+    SHA-256, and the conformed frame written (`data`)."""
     meta = domain(dataset)
     data = conform(df, dataset)
     labels = {c: meta.var(c).label for c in data.columns}
@@ -55,5 +55,5 @@ def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
                     timestamp=timestamp)
     parquet = outdir / f"{dataset.lower()}.parquet"
     pq.write_table(_arrow_table(data, meta, labels), parquet)
-    return {"xpt": xpt, "parquet": parquet, "rows": len(data),
+    return {"xpt": xpt, "parquet": parquet, "rows": len(data), "data": data,
             "sha256": {"xpt": _sha256(xpt), "parquet": _sha256(parquet)}}
