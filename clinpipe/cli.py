@@ -97,26 +97,24 @@ def read(study, transfer, fmt, encoding):
               help="Output root (default: out/ or $CLINPIPE_OUT).")
 @click.option("--study", "studies", multiple=True, help="Only this study (repeatable).")
 def demo(out_root, studies):
-    """Run both studies on the bundled sample exports, as far as the built layers go."""
+    """Run both studies on the bundled sample exports, as far as the built layers go.
+
+    Each study's faulty copy (data/raw-faults/) is built too, into <out>/with-faults/, so its
+    reports show what rejected records, reader findings and data queries look like."""
     from clinpipe.config import available_studies
-    from clinpipe.paths import latest_transfer, transfer_formats
+    from clinpipe.paths import faulty_data_dir, latest_transfer
     from clinpipe.paths import out_root as default_root
-    from clinpipe.raw_summary import summarise_study
-    from sdtm.run import run_sdtm
-    from sdtm.validate.run import validate_run
 
     root = out_root or default_root()
     failed = []
     for study in studies or available_studies():
         click.echo(f"{study}: raw -> reports, SDTM, conformance")
         try:
-            transfer = latest_transfer(study)
-            report = summarise_study(study, transfer, root, progress=click.echo)
-            click.echo(f"  {study}: wrote {report}")
-            run = run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
-            result, page = validate_run(run, root)
-            click.echo(f"  {study}: conformance: {len(result.open('ERROR'))} open ERROR, "
-                       f"{len(result.open('WARNING'))} WARNING findings -> {page}")
+            _demo_transfer(study, latest_transfer(study), root)
+            if (faulty_data_dir() / study).is_dir():
+                faulty = latest_transfer(study, faulty_data_dir())
+                click.echo(f"{study}: the faulty copy {faulty} -> {root / 'with-faults'}")
+                _demo_transfer(study, faulty, root / "with-faults", faulty=True)
         except ClinpipeError as exc:
             click.secho(f"  {study}: FAILED: {exc.message}", fg="red", err=True)
             failed.append(study)
@@ -124,6 +122,25 @@ def demo(out_root, studies):
         click.secho(f"demo failed for {', '.join(failed)}; earlier outputs left as they were", fg="red", err=True)
         sys.exit(1)
     click.echo(f"demo done: outputs under {root}")
+
+
+def _demo_transfer(study: str, transfer: Path, root: Path, faulty: bool = False) -> None:
+    """raw summary -> SDTM -> conformance for one transfer folder (all its formats)."""
+    from clinpipe.paths import transfer_formats
+    from clinpipe.raw_summary import summarise_study
+    from sdtm.run import run_sdtm
+    from sdtm.validate.run import validate_run
+
+    report = summarise_study(study, transfer, root, progress=click.echo)
+    click.echo(f"  {study}: wrote {report}")
+    run = run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
+    result, page = validate_run(run, root)
+    if faulty:
+        click.echo(f"  {study}: faulty copy: {len(run.raw.findings)} reader findings, "
+                   f"{len(run.build.rejections)} rejected records, {len(run.build.issues)} mapping issues")
+    # The faulty copy is expected to carry ERRORs; only the clean sample must be free of them.
+    click.echo(f"  {study}: conformance: {len(result.open('ERROR'))} open ERROR, "
+               f"{len(result.open('WARNING'))} WARNING findings -> {page}")
 
 
 @main.command()

@@ -22,6 +22,14 @@ def raw_data_dir() -> Path:
     return Path(os.environ.get("CLINPIPE_RAW", REPO_ROOT / "data" / "raw"))
 
 
+def faulty_data_dir() -> Path:
+    """Faulty copies of the sample transfers: the same EDC snapshot with every record-level
+    fault the build survives injected, so the demo's reports show rejections and findings.
+    Kept apart from data/raw so that the new-transfer sensor and "newest transfer" never pick
+    them up."""
+    return Path(os.environ.get("CLINPIPE_RAW_FAULTS", REPO_ROOT / "data" / "raw-faults"))
+
+
 def out_root(override: str | Path | None = None) -> Path:
     return Path(override or os.environ.get("CLINPIPE_OUT", REPO_ROOT / "out"))
 

@@ -21,6 +21,30 @@ def test_demo_writes_raw_summary(tmp_path):
                                                         "raw_summary.csv", "sdtm_reconciliation.html"}
         assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
         assert "CSV = ODM: identical frames" in res.output
+        _faulty_copy_is_reported(tmp_path / "with-faults" / study)
+
+
+def _faulty_copy_is_reported(out):
+    """The demo's faulty copy shows each injected record fault where a data manager looks:
+    rejected records in the reconciliation (nothing UNACCOUNTED), the rest as reader findings."""
+    import json
+
+    import pandas as pd
+
+    from clinpipe.paths import faulty_data_dir, latest_transfer
+
+    faults = json.loads((latest_transfer(out.name, faulty_data_dir()) / "csv" / "faults.json").read_text())["faults"]
+    assert {f["kind"] for f in faults} >= {"duplicate_record", "inactivated_record", "orphan_subject",
+                                           "impossible_date", "unknown_code", "out_of_range"}
+    rec = pd.read_csv(out / "reports" / "sdtm_reconciliation.csv")
+    assert rec.UNACCOUNTED.sum() == 0
+    rejected = {f["form"] for f in faults if f["kind"] in ("duplicate_record", "inactivated_record", "orphan_subject")}
+    assert (rec.set_index("FORM").loc[sorted(rejected), "REJECTED"] >= 1).all()
+    findings = pd.read_excel(out / "reports" / "raw_summary.xlsx", sheet_name="findings", dtype=str)
+    found = set(zip(findings.form, findings.record, findings.field))
+    for f in faults:
+        if f["kind"] in ("impossible_date", "unknown_code", "out_of_range"):
+            assert (f["form"], f["record"], f["field"]) in found, (f, found)
 
 
 def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
