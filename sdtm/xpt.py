@@ -41,13 +41,16 @@ class XptMeta:
 
 
 def write_xpt(df: pd.DataFrame, path: str | Path, dataset: str, dataset_label: str,
-              labels: dict[str, str], *, timestamp: dt.datetime | None = None) -> Path:
+              labels: dict[str, str], *, timestamp: dt.datetime | None = None,
+              formats: dict[str, str] | None = None) -> Path:
     """Write `df` as the XPT v5 dataset `dataset` after checking the transport limits; the
-    header's created/modified times are `timestamp` (default 1960-01-01T00:00:00)."""
+    header's created/modified times are `timestamp` (default 1960-01-01T00:00:00). `formats`
+    gives SAS display formats (ADaM's numeric dates: DATE9.)."""
     check_transport(df, dataset, labels, dataset_label)
     path = Path(path)
     pyreadstat.write_xport(df, str(path), file_label=dataset_label, table_name=dataset,
-                           column_labels=[labels[c] for c in df.columns], file_format_version=5)
+                           column_labels=[labels[c] for c in df.columns], file_format_version=5,
+                           variable_format=formats or None)
     # the edc SAS writer's helpers: same header layout in v5 and v8
     _restamp(path, _sas_stamp((timestamp or DEFAULT_TIMESTAMP).isoformat()))
     return path
