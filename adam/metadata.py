@@ -66,6 +66,7 @@ class VarSpec:
     codelists: tuple[str, ...] = ()
     kind: str = ""               # '', 'date', 'datetime' or 'time' (numeric with a SAS format)
     standard: bool = True        # from ADaMIG (False: sponsor-defined)
+    rule: dict | None = field(default=None, compare=False, hash=False)   # the derivation as data
 
     @property
     def format(self) -> str | None:
@@ -164,6 +165,7 @@ class _VarIn(BaseModel):
     origin: str = "Derived"
     codelist: str | None = None
     after: str | None = None
+    rule: dict | None = None
 
     @field_validator("name")
     @classmethod
@@ -239,7 +241,7 @@ def _resolve(v: _VarIn, structure: str, dataset: str, path: Path, line) -> VarSp
                               hint="remove label: and type: from this entry")
         codes = ig.codelists if v.codelist is None else (v.codelist,)
         return VarSpec(v.name, label, ig.type, v.derivation, v.origin, ig.core, codes,
-                       _kind(v.name, ig.type, v.kind))
+                       _kind(v.name, ig.type, v.kind), rule=v.rule)
     if not v.label or not v.type:
         raise ConfigError(f"{v.name} is not an ADaMIG {IG_VERSION} variable of a {structure} dataset, "
                           "so the spec must give its label and type", **where,
@@ -248,7 +250,7 @@ def _resolve(v: _VarIn, structure: str, dataset: str, path: Path, line) -> VarSp
         raise ConfigError(f"{v.name}: a {v.kind} is numeric in ADaM", **where, hint="set type: Num")
     codes = (v.codelist,) if v.codelist else ()
     return VarSpec(v.name, v.label, v.type, v.derivation, v.origin, "Perm", codes,
-                   _kind(v.name, v.type, v.kind), standard=False)
+                   _kind(v.name, v.type, v.kind), standard=False, rule=v.rule)
 
 
 def spec_paths(dataset: str, study: str, mappings: Path) -> list[Path]:

@@ -135,6 +135,9 @@ def _demo_transfer(study: str, transfer: Path, root: Path, faulty: bool = False)
     click.echo(f"  {study}: wrote {report}")
     run = run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
     result, page = validate_run(run, root)
+    if not faulty:
+        from adam.run import run_adam
+        run_adam(study, run.folder, root, progress=click.echo)
     if faulty:
         click.echo(f"  {study}: faulty copy: {len(run.raw.findings)} reader findings, "
                    f"{len(run.build.rejections)} rejected records, {len(run.build.issues)} mapping issues")
@@ -156,6 +159,25 @@ def sdtm(study, transfer, out_root):
 
     folder = transfer or next(iter(transfer_formats(latest_transfer(study)).values()))
     run = run_sdtm(study, folder, out_root, progress=click.echo)
+    for name, info in run.written.items():
+        click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
+
+
+@main.command()
+@click.option("--study", required=True, help="Study id (RS001, GLOCART): its configuration and ADaM specs.")
+@click.option("--sdtm", "sdtm_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of SDTM .xpt/.parquet (default: out/<STUDY>/sdtm); any SDTMIG-conformant SDTM works.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root for <STUDY>/adam (default: out/ or $CLINPIPE_OUT).")
+@click.option("--cutoff", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Data cut-off YYYY-MM-DD (default: TS DCUTDTC of the SDTM, else study.yaml).")
+def adam(study, sdtm_dir, out_root, cutoff):
+    """Build ADaM from an SDTM folder: out/<STUDY>/adam/*.xpt|parquet and manifest.json."""
+    from adam.run import run_adam
+    from clinpipe.paths import study_out
+
+    run = run_adam(study, sdtm_dir or study_out(study, "sdtm", out_root), out_root,
+                   cutoff.date() if cutoff else None, progress=click.echo)
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
 

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 from clinpipe.cli import main
 
 
-@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["sdtm"], ["validate"], ["demo"], ["studies"]])
+@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["sdtm"], ["validate"], ["adam"], ["demo"], ["studies"]])
 def test_help_everywhere(args):
     res = CliRunner().invoke(main, args + ["--help"])
     assert res.exit_code == 0, res.output
@@ -20,6 +20,7 @@ def test_demo_writes_raw_summary(tmp_path):
         assert {p.name for p in reports.iterdir()} >= {"raw_summary.html", "raw_summary.xlsx",
                                                         "raw_summary.csv", "sdtm_reconciliation.html"}
         assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
+        assert (tmp_path / study / "adam" / "adsl.xpt").is_file()
         assert "CSV = ODM: identical frames" in res.output
         _faulty_copy_is_reported(tmp_path / "with-faults" / study)
 
@@ -58,7 +59,7 @@ def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
     assert "no transfer folder found" in res.output
     assert (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes() == before
     assert (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes() == dm_before
-    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["reports", "sdtm"]
+    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["adam", "reports", "sdtm"]
 
 
 def test_read_missing_folder_is_one_clear_line(tmp_path):

@@ -1,0 +1,30 @@
+"""ADSL: one record per subject in DM, read top to bottom like admiral's ad_adsl.R template.
+
+Every variable comes from the dataset spec (`mappings/common/adam/adsl.yaml` + the study's):
+its label, its place, and — for all but USUBJID — its derivation as a rule (`adam/rules.py`).
+The builder only sets up what the rules read: DM as of the cut-off, the study configuration,
+and the cut-off itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from adam.cutoff import CutoffView
+from adam.metadata import DatasetSpec, load_spec
+from adam.read import Sdtm
+from adam.rules import apply_rules
+
+DM_REQUIRED = ("STUDYID", "USUBJID", "SUBJID", "SITEID", "AGE", "AGEU", "SEX", "RACE", "ARMCD", "ARM",
+               "ACTARMCD", "ACTARM")
+
+
+def build_adsl(sdtm: Sdtm | CutoffView, study, cutoff: dt.date, spec: DatasetSpec | None = None
+               ) -> pd.DataFrame:
+    spec = spec or load_spec("ADSL", study.study.studyid)
+    frames = sdtm if isinstance(sdtm, CutoffView) else CutoffView(sdtm, cutoff)
+    dm = frames.get("DM", DM_REQUIRED)
+    adsl = dm[["USUBJID"]].drop_duplicates().reset_index(drop=True)
+    adsl = apply_rules(adsl, spec, frames, study)
+    return adsl.sort_values("USUBJID", kind="stable").reset_index(drop=True)[spec.names]

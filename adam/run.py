@@ -1,0 +1,93 @@
+"""Build a study's ADaM datasets from an SDTM folder and write them, staged, to out/<STUDY>/adam.
+
+The data cut-off is, in order: the one asked for (`--cutoff`), the SDTM's own TS DCUTDTC
+(SDTMIG 3.4: every submission states it), or a fixed date in study.yaml. It is recorded in the
+manifest and in ADSL.DCUTDT; records after it are left out of every dataset (`adam.cutoff`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from adam.adsl import build_adsl
+from adam.cutoff import CutoffView
+from adam.metadata import CT_VERSION, IG_VERSION, load_spec
+from adam.read import Sdtm, SdtmInputError, read_sdtm
+from adam.write import write_adam
+from clinpipe.config import load_study
+from clinpipe.outputs import staged_layer
+from clinpipe.paths import mappings_dir
+
+DATASETS = ("ADSL",)
+
+
+@dataclass
+class AdamRun:
+    study: str
+    cutoff: dt.date
+    datasets: dict[str, pd.DataFrame]
+    written: dict[str, dict]
+    dropped: dict[str, int]
+    folder: Path
+
+
+def resolve_cutoff(sdtm: Sdtm, study, asked: dt.date | None) -> dt.date:
+    if asked:
+        return asked
+    ts = sdtm.get("TS")
+    if not ts.empty and {"TSPARMCD", "TSVAL"} <= set(ts.columns):
+        value = ts.loc[ts.TSPARMCD == "DCUTDTC", "TSVAL"]
+        if len(value) and value.iloc[0]:
+            try:
+                return dt.date.fromisoformat(value.iloc[0][:10])
+            except ValueError:
+                raise SdtmInputError(f"TS DCUTDTC {value.iloc[0]!r} is not an ISO 8601 date", file=sdtm.files["TS"],
+                                     field="TSVAL", hint="fix TS or pass --cutoff YYYY-MM-DD") from None
+    if study.cutoff.rule == "fixed" and study.cutoff.date:
+        return study.cutoff.date
+    raise SdtmInputError("no data cut-off: TS has no DCUTDTC and study.yaml no fixed date", file=sdtm.folder,
+                         hint="pass --cutoff YYYY-MM-DD")
+
+
+def _spec_hashes(study: str) -> dict[str, str]:
+    root = mappings_dir()
+    files = sorted([*(root / "common" / "adam").glob("*.yaml"), *(root / study / "adam").glob("*.yaml")])
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = None,
+             cutoff: dt.date | None = None, progress=print) -> AdamRun:
+    t0 = time.perf_counter()
+    study = load_study(study_id)
+    sdtm = read_sdtm(sdtm_dir)
+    cut = resolve_cutoff(sdtm, study, cutoff)
+    frames = CutoffView(sdtm, cut)
+    datasets = {"ADSL": build_adsl(frames, study, cut)}
+    progress(f"  {study_id}: built ADaM {', '.join(datasets)} (cut-off {cut}; "
+             f"{sum(frames.dropped.values())} SDTM records after it left out, {time.perf_counter() - t0:.1f} s)")
+    written = {}
+    with staged_layer(study_id, "adam", out_root) as folder:
+        for name, df in datasets.items():
+            written[name] = write_adam(df, load_spec(name, study_id), folder)
+        body = {
+            "study": study_id, "data_cutoff": cut.isoformat(), "sdtm_folder": str(Path(sdtm_dir).resolve()),
+            "sdtm_files_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                                  for p in sorted(sdtm.files.values())},
+            "spec_files_sha256": _spec_hashes(study_id),
+            "standards": {"ADaMIG": IG_VERSION, "ADaM CT": CT_VERSION},
+            "records_after_cutoff_left_out": dict(sorted(frames.dropped.items())),
+            "datasets": {n: {"rows": w["rows"], "xpt_sha256": w["sha256"]["xpt"],
+                             "parquet_sha256": w["sha256"]["parquet"]} for n, w in written.items()},
+        }
+        (folder / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    final = Path(folder).parent / "adam"
+    for info in written.values():
+        info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
+    progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s)")
+    return AdamRun(study_id, cut, {n: w.pop("data") for n, w in written.items()}, written, frames.dropped, final)
