@@ -205,6 +205,7 @@ class Plan:
     cond: list[Dose] = field(default_factory=list)
     timing: Any = None                  # c.timing_rng: schedule jitter and administration times
     ld_times: dict[dt.date, str] = field(default_factory=dict)   # FC start time per day
+    dose_times: dict[dt.date, str] = field(default_factory=dict)  # first timed dose per day (labs go before)
     asct_date: dt.date | None = None
     asct_cd34: float | None = None
     anc_engraft: dt.date | None = None
@@ -805,9 +806,11 @@ class Emitter:
         for dose in plan.gloex:
             s = dose.slot
             is_glo = s.agent == last_glo.agent
+            tim = c.clock(rng, "08:30", "11:30")
+            _first_time(plan.dose_times, dose.date, tim)
             self.rec.add("GLOEX", subj, s.folder, {
                 "GXAGENT": self.gx_code[s.agent], "GXCYC": s.cycle, "GXDAY": s.cycle_day,
-                "GXDAT": c.iso(dose.date), "GXSTTIM": c.clock(rng, "08:30", "11:30"),
+                "GXDAT": c.iso(dose.date), "GXSTTIM": tim,
                 "GXDOSE": dose.dose, "GXDOSU": s.unit,
                 "GXSTEP": ("Y" if s.dose < last_glo.dose else "N") if is_glo else None,
                 "GXINT": "Y" if dose.interrupted else "N", "GXDELAY": "Y" if dose.delayed else "N"}, date=dose.date)
@@ -860,8 +863,10 @@ class Emitter:
                 "ANCENGDT": c.iso(plan.anc_engraft) if plan.anc_engraft <= last else None,
                 "PLTENGDT": c.iso(plan.plt_engraft) if plan.plt_engraft <= last else None},
                 date=plan.asct_date)
+        tim = c.clock(rng, "09:00", "15:00")
+        _first_time(plan.dose_times, plan.cart_date, tim)
         self.rec.add("CART", subj, "D0", {
-            "CARTDAT": c.iso(plan.cart_date), "CARTTIM": c.clock(rng, "09:00", "15:00"),
+            "CARTDAT": c.iso(plan.cart_date), "CARTTIM": tim,
             "CARTPRD": plan.cart_product, "CARTLOT": f"L{plan.index:05d}{plan.cart_product[:2]}",
             "CARTDOSE": plan.cart_dose, "CARTCMP": "Y"}, date=plan.cart_date)
         start = plan.ld[0].date if plan.ld else plan.cond[0].date
@@ -1055,8 +1060,22 @@ class Safety:
         subj = self.plan.subj
         for folder, date in self.occasions:
             if "LAB" in self.d.visit(folder).assessments:
-                c.add_lab_panels(self.rec, subj, folder, date, c.days_between(subj.day0, date),
-                                 panels.get(folder, panels["default"]), curves, self.rng)
+                recs = c.add_lab_panels(self.rec, subj, folder, date, c.days_between(subj.day0, date),
+                                        panels.get(folder, panels["default"]), curves, self.rng)
+                self._before_dose(recs, date)
+
+    def _before_dose(self, recs: list[dict], date: dt.date) -> None:
+        """Labs on a dosing day are drawn before the dose (protocol pre-dose samples): a sample
+        time the lab draw put after the first timed dose of that day moves to 15-60 minutes
+        before it. The lab values (main stream) are untouched; the minutes come from the
+        subject's timing generator."""
+        dose = self.plan.dose_times.get(date)
+        if not recs or dose is None or recs[0]["LBTIM"] < dose:
+            return
+        trng = self.plan.timing if self.plan.timing is not None else c.timing_rng(0, self.plan.index)
+        tim = c.add_minutes(dose, -int(trng.integers(15, 61)))
+        for r in recs:
+            r["LBTIM"] = tim
 
     def _crs_on(self, date: dt.date) -> int:
         i = c.days_between(self.plan.subj.day0, date) - self.first
@@ -1212,6 +1231,11 @@ def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> S
     _mark_consolidation(truths, rec.records)
     return SimulatedStudy(study=study.study.studyid, seed=seed, transfer_date=transfer,
                           records=rec.records, truth={"subjects": truths})
+
+
+def _first_time(times: dict[dt.date, str], date: dt.date, tim: str) -> None:
+    if date not in times or tim < times[date]:
+        times[date] = tim
 
 
 def _settle_fate(plan: Plan, transfer: dt.date) -> None:

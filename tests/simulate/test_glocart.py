@@ -313,3 +313,18 @@ def test_phase2_regimens_jitter_within_their_windows(study):
     for r in day5:
         assert _d(r["LBDAT"]) == ld_start[r["SUBJECT"]]
         assert r["LBTIM"] < first_fc[r["SUBJECT"]]
+
+
+def test_labs_on_dosing_days_are_pre_dose(sim):
+    """Labs on a day with a timed dose (obinutuzumab/glofitamab, CAR-T) are drawn before it, so
+    the C1D1 labs are the last values before first treatment (LBLOBXFL) and D0 the last before
+    CAR-T."""
+    first: dict[tuple[str, str], str] = {}
+    for form, dat, tim in (("GLOEX", "GXDAT", "GXSTTIM"), ("CART", "CARTDAT", "CARTTIM")):
+        for r in sim.records[form]:
+            key = (r["SUBJECT"], r[dat])
+            first[key] = min(first.get(key, r[tim]), r[tim])
+    on_dosing_days = [r for r in sim.records["LB"] if (r["SUBJECT"], r["LBDAT"]) in first]
+    assert len({r["FOLDER"] for r in on_dosing_days}) >= 3
+    for r in on_dosing_days:
+        assert r["LBTIM"] < first[(r["SUBJECT"], r["LBDAT"])], r
