@@ -167,7 +167,8 @@ def standardize(result: pd.Series, unit: pd.Series, test: pd.Series | None = Non
 
     - empty result: all empty;
     - a number: x factor; STRESN and STRESC hold the converted value (the collected text
-      when the factor is 1, so a reported "3.50" stays "3.50");
+      when the factor is 1, so a reported "3.50" stays "3.50"), STRESN exactly the number
+      STRESC shows (no float noise of the multiplication);
     - a number with an operator ("<5", ">1000"): STRESC keeps the operator with the converted
       number ("<0.5" mg/dL -> "<5" mg/L), STRESN is empty (not an exact value);
     - other text ("NEGATIVE"): copied to STRESC, no unit;
@@ -205,7 +206,10 @@ def standardize(result: pd.Series, unit: pd.Series, test: pd.Series | None = Non
     stresc[same] = result[same]
     scaled = ok & (factor != 1)
     stresc[scaled] = parsed.loc[scaled, "op"] + as_text[scaled]
-    stresn = converted.where(ok & (parsed["op"] == ""))
+    # STRESN is the number STRESC shows: the converted value rounded as its text is (12
+    # significant digits), so 14.706000000000001 (binary noise of x factor) is 14.706 in both.
+    shown = parse_results(stresc)["num"]
+    stresn = shown.where(ok & (parsed["op"] == ""))
     stresu = std_unit.where(ok, "").astype(object)
     out = pd.DataFrame({"STRESC": stresc, "STRESN": stresn.astype("float64"), "STRESU": stresu})
     return out, problem

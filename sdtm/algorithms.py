@@ -175,8 +175,11 @@ class StudyDay(Algorithm):
 
     def run(self, ctx, var):
         dtc = ctx.column(var.arg)
-        ref = ctx.out["USUBJID"].map(ctx.ref_start) if ctx.ref_start is not None else None
-        if ref is None:
+        if ctx.ref_start is not None:
+            ref = ctx.out["USUBJID"].map(ctx.ref_start)
+        elif "RFSTDTC" in ctx.out.columns:      # DM itself (DMDY): its own RFSTDTC, mapped above
+            ref = ctx.out["RFSTDTC"]
+        else:
             return pd.Series(np.nan, index=ctx.src.index)
         return dates.study_day(dtc, ref)
 
@@ -208,21 +211,56 @@ class Epoch(Algorithm):
 
 class SubjectDate(Algorithm):
     """Earliest (or with `last: true` latest) date per subject over every active record of one
-    or more FORM.FIELD date fields, e.g. RFICDTC or the last contact date."""
+    or more FORM.FIELD date fields, e.g. RFICDTC or the last contact date. An entry may be
+    {date: FORM.FIELD, time: FORM.FIELD} to carry the collected time (RFXSTDTC must have the
+    time EX has: SDTMIG 3.4 DM, "equal to the earliest value of EXSTDTC")."""
     options = ("last",)
 
+    @staticmethod
+    def _entries(var) -> list[tuple[str, str | None]]:
+        items = var.arg if isinstance(var.arg, list) else [var.arg]
+        return [(i["date"], i.get("time")) if isinstance(i, dict) else (i, None) for i in items]
+
     def fields(self, var):
-        return list(var.arg) if isinstance(var.arg, list) else [var.arg]
+        return [f for pair in self._entries(var) for f in pair if f]
 
     def run(self, ctx, var):
         long = []
-        for ref in self.fields(var):
-            form, _, fld = ref.rpartition(".")
+        for date_ref, time_ref in self._entries(var):
+            form, _, fld = date_ref.rpartition(".")
             frame = ctx.raw[form]
-            long.append(frame.loc[frame[fld] != "", ["SUBJECT", fld]].set_axis(["SUBJECT", "DTC"], axis=1))
+            dtc = frame[fld]
+            if time_ref:
+                dtc = dates.combine(dtc, frame[time_ref.rpartition(".")[2]])
+            has = dtc != ""
+            long.append(pd.DataFrame({"SUBJECT": frame.loc[has, "SUBJECT"], "DTC": dtc[has]}))
         values = pd.concat(long, ignore_index=True).groupby("SUBJECT")["DTC"]
-        # ISO 8601 text sorts in time order; a partial date sorts before the full dates of its month.
+        # ISO 8601 text sorts in time order; a partial date sorts before the full dates of its
+        # month, a date without a time before the same date with one.
         picked = values.max() if var.options.get("last") else values.min()
+        return ctx.src["SUBJECT"].map(picked).fillna("").astype(object)
+
+
+class LastParticipation(Algorithm):
+    """{last_participation: all}: the subject's latest date over every date field of every
+    active record of every form (AE and CM end dates, labs, survival contacts, death, ...):
+    SDTMIG 3.4 DM RFPENDTC, "the last known date of contact". Date fields are those the export
+    carries with their typed text (`<FIELD>_RAW`). `exclude` names FORM.FIELD dates that are
+    not contacts (none by default)."""
+    options = ("exclude",)
+
+    def run(self, ctx, var):
+        exclude = set(var.options.get("exclude") or ())
+        long = []
+        for form, frame in ctx.raw.items():
+            cols = [c for c in frame.columns if f"{c}_RAW" in frame.columns and f"{form}.{c}" not in exclude]
+            if not cols or frame.empty:
+                continue
+            part = frame[["SUBJECT", *cols]].melt(id_vars="SUBJECT", value_name="DTC")
+            long.append(part.loc[part["DTC"].fillna("") != "", ["SUBJECT", "DTC"]])
+        if not long:
+            return _blank(ctx)
+        picked = pd.concat(long, ignore_index=True).groupby("SUBJECT")["DTC"].max()
         return ctx.src["SUBJECT"].map(picked).fillna("").astype(object)
 
 
@@ -274,6 +312,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "visit": Visit(),
     "epoch": Epoch(),
     "subject_date": SubjectDate(),
+    "last_participation": LastParticipation(),
 }
 
 

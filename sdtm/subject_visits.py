@@ -1,5 +1,6 @@
 """SV (Subject Visits): one record per subject and visit actually done, from every mapped
-record that carries VISITNUM: start/end = earliest/latest of the records' dates."""
+record that carries VISITNUM (EX included, so dosing-only visits such as Day -4 are visits):
+start/end = earliest/latest of the records' dates; SVPRESP/SVOCCUR "Y" on planned visits."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,5 +33,11 @@ def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame,
     ref = sv["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])
     sv["SVSTDY"] = dates.study_day(sv["SVSTDTC"], ref)
     sv["SVENDY"] = dates.study_day(sv["SVENDTC"], ref)
-    sv["SVUPDES"] = np.where(sv["VISIT"].str.startswith(unscheduled_prefix), "Unscheduled visit", "")
+    unplanned = sv["VISIT"].str.startswith(unscheduled_prefix)
+    # SDTMIG 3.4 SV: SVPRESP "Y" for planned visits (those in TV), null for unplanned ones;
+    # SVOCCUR records whether a planned visit occurred, null for unplanned visits. SV holds
+    # only visits that took place, so every planned visit here occurred.
+    sv["SVPRESP"] = np.where(unplanned, "", "Y")
+    sv["SVOCCUR"] = np.where(unplanned, "", "Y")
+    sv["SVUPDES"] = np.where(unplanned, "Unscheduled visit", "")
     return sv

@@ -21,7 +21,8 @@ Dates and draws
     iso(d) -> str;  from_iso(s) -> date;  add_days(d, n) -> date;  days_between(a, b) -> int (b - a)
     partial_iso(d, rng, p_day_unknown=0.05, p_month_unknown=0.0) -> "2025-03-07" | "2025-03" | "2025"
     clock(rng, earliest="07:30", latest="17:00", step_min=5) -> "HH:MM";  add_minutes(hhmm, minutes)
-    window_offset(rng, window) -> int;  visit_days(visits, rng) -> {folder: study day}
+    window_offset(rng, window) -> int;  visit_days(visits, rng, fixed=()) -> {folder: study day}
+    block_offset(rng, visits, latest=0) -> int;  timing_rng(seed, index) -> Generator
     lognormal(rng, {median, sigma}) / uniform(rng, [lo, hi]) / uniform_int(rng, [lo, hi]) -> number
     pick(rng, {key: weight}) -> key;  bernoulli(rng, p) -> bool;  weibull_days(rng, median, shape=1.0)
     subject_rngs(seed, n, stream=0) -> list[Generator]   (one independent stream per subject)
@@ -153,13 +154,17 @@ def window_offset(rng: np.random.Generator, window: tuple[int, int]) -> int:
     return round(rng.triangular(lo - 0.49, 0.0, hi + 0.49))
 
 
-def visit_days(visits: Sequence[Visit], rng: np.random.Generator) -> dict[str, int]:
+def visit_days(visits: Sequence[Visit], rng: np.random.Generator,
+               fixed: Iterable[str] = ()) -> dict[str, int]:
     """Actual study day of each visit (nominal + window jitter), strictly increasing in visit
-    order: narrow adjacent windows (Day 3 +-1, Day 4 +-1) must not swap or coincide."""
+    order: narrow adjacent windows (Day 3 +-1, Day 4 +-1) must not swap or coincide. Visits
+    in `fixed` keep their nominal day without a draw: the caller moves them as a block (see
+    `block_offset`), e.g. the consecutive lymphodepletion days."""
     out: dict[str, int] = {}
     prev = None
+    fixed = set(fixed)
     for v in sorted(visits, key=lambda v: v.visitnum):
-        day = v.day + window_offset(rng, v.window)
+        day = v.day + (0 if v.folder in fixed else window_offset(rng, v.window))
         if prev is not None and day <= prev:
             day = min(max(prev + 1, v.day + v.window[0]), v.day + v.window[1])
             if day <= prev:
@@ -167,6 +172,23 @@ def visit_days(visits: Sequence[Visit], rng: np.random.Generator) -> dict[str, i
         out[v.folder] = day
         prev = day
     return out
+
+
+def block_offset(rng: np.random.Generator, visits: Sequence[Visit], latest: int = 0) -> int:
+    """One offset for visits that move together (a multi-day regimen: FC on Days -5/-4/-3,
+    BEAM from ASCT Day -6), within the window all of them allow and never above `latest`
+    (e.g. so a regimen does not start before enrolment). Most blocks keep the nominal days."""
+    lo = max(v.window[0] for v in visits)
+    hi = max(min(min(v.window[1] for v in visits), latest), lo)
+    if lo == hi:
+        return lo
+    return int(np.clip(round(rng.triangular(lo - 0.49, min(0, hi), hi + 0.49)), lo, hi))
+
+
+def timing_rng(seed: int, index: int) -> np.random.Generator:
+    """A subject's generator for schedule jitter and administration times, apart from the
+    subject's main stream, so adding these draws leaves every other simulated fact unchanged."""
+    return np.random.default_rng([seed, index, 0x71AE])
 
 
 def lognormal(rng: np.random.Generator, spec: dict | Sequence) -> float:

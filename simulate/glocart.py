@@ -79,6 +79,9 @@ class Design:
         self.cond = self._slots(self.cond_code)
         self.fc_lead = -min(s.day for s in self.fc)           # LD starts 5 days before CAR-T
         self.cond_lead = -min(s.day for s in self.cond)       # conditioning 6 days before ASCT
+        # Visits of each multi-day regimen: their study.yaml window moves the regimen as a block.
+        self.fc_visits = [v for v in study.visits if "LD" in v.assessments]
+        self.cond_visits = [v for v in study.visits if "COND" in v.assessments]
         cons = study.consolidation
         self.cons = cons
         self.eos_folder = max(study.visits, key=lambda v: v.visitnum).folder
@@ -200,6 +203,9 @@ class Plan:
     phase2_start: dt.date | None = None
     ld: list[Dose] = field(default_factory=list)
     cond: list[Dose] = field(default_factory=list)
+    timing: Any = None                  # c.timing_rng: schedule jitter and administration times
+    ld_times: dict[dt.date, str] = field(default_factory=dict)   # FC start time per day
+    dose_times: dict[dt.date, str] = field(default_factory=dict)  # first timed dose per day (labs go before)
     asct_date: dt.date | None = None
     asct_cd34: float | None = None
     anc_engraft: dt.date | None = None
@@ -491,12 +497,20 @@ class Planner:
     def _phase2(self, plan: Plan, rng: np.random.Generator) -> None:
         co = self.p["cohort"]
         start = plan.phase2_start
+        # Phase 2 starts on the first FC / conditioning day; the regimen may start early within
+        # its visit window (off <= 0 days), so the infusion or reinfusion follows after a rest.
+        # Drawn from the subject's timing generator: the main stream is unchanged.
+        trng = plan.timing if plan.timing is not None else c.timing_rng(0, plan.index)
         if plan.cohort == self.d.arm_codes[0]:
-            plan.cart_date = c.add_days(start, self.d.fc_lead)
-            plan.ld = [Dose(s, c.add_days(plan.cart_date, s.day), float(s.dose)) for s in self.d.fc]
+            off = c.block_offset(trng, self.d.fc_visits)
+            plan.cart_date = c.add_days(start, self.d.fc_lead - off)
+            plan.ld = [Dose(s, c.add_days(plan.cart_date, s.day + off), float(s.dose)) for s in self.d.fc]
+            # FC start time per day, after the morning's pre-dose labs (drawn 06:30-10:30).
+            plan.ld_times = {d.date: c.clock(trng, "11:00", "14:00") for d in plan.ld}
         else:
-            plan.asct_date = c.add_days(start, self.d.cond_lead)
-            plan.cond = [Dose(s, c.add_days(plan.asct_date, s.day), float(s.dose)) for s in self.d.cond]
+            off = c.block_offset(trng, self.d.cond_visits)
+            plan.asct_date = c.add_days(start, self.d.cond_lead - off)
+            plan.cond = [Dose(s, c.add_days(plan.asct_date, s.day + off), float(s.dose)) for s in self.d.cond]
             plan.asct_cd34 = round(min(plan.cd34_total, c.uniform(rng, co["asct_cd34_infused_e6"])), 2)
             plan.anc_engraft = c.add_days(plan.asct_date, c.uniform_int(rng, co["anc_engraftment_days"]))
             plan.plt_engraft = c.add_days(plan.asct_date, c.uniform_int(rng, co["plt_engraftment_days"]))
@@ -792,9 +806,11 @@ class Emitter:
         for dose in plan.gloex:
             s = dose.slot
             is_glo = s.agent == last_glo.agent
+            tim = c.clock(rng, "08:30", "11:30")
+            _first_time(plan.dose_times, dose.date, tim)
             self.rec.add("GLOEX", subj, s.folder, {
                 "GXAGENT": self.gx_code[s.agent], "GXCYC": s.cycle, "GXDAY": s.cycle_day,
-                "GXDAT": c.iso(dose.date), "GXSTTIM": c.clock(rng, "08:30", "11:30"),
+                "GXDAT": c.iso(dose.date), "GXSTTIM": tim,
                 "GXDOSE": dose.dose, "GXDOSU": s.unit,
                 "GXSTEP": ("Y" if s.dose < last_glo.dose else "N") if is_glo else None,
                 "GXINT": "Y" if dose.interrupted else "N", "GXDELAY": "Y" if dose.delayed else "N"}, date=dose.date)
@@ -828,8 +844,11 @@ class Emitter:
         subj = plan.subj
         bsa = subj.bsa
         for dose in plan.ld:
+            # Fludarabine (30-min infusion) first, cyclophosphamide after it.
+            t0 = plan.ld_times.get(dose.date)
+            tim = t0 if t0 is None or dose.slot.agent == "FLUDARABINE" else c.add_minutes(t0, 45)
             self.rec.add("LD", subj, dose.slot.folder, {
-                "LDAGENT": self.ld_code[dose.slot.agent], "LDDAT": c.iso(dose.date),
+                "LDAGENT": self.ld_code[dose.slot.agent], "LDDAT": c.iso(dose.date), "LDTIM": tim,
                 "LDDOSE": dose.dose, "LDDOSU": dose.slot.unit, "LDBSA": bsa}, date=dose.date)
         freq = self.p["conditioning_frequency"]
         for dose in plan.cond:
@@ -844,8 +863,10 @@ class Emitter:
                 "ANCENGDT": c.iso(plan.anc_engraft) if plan.anc_engraft <= last else None,
                 "PLTENGDT": c.iso(plan.plt_engraft) if plan.plt_engraft <= last else None},
                 date=plan.asct_date)
+        tim = c.clock(rng, "09:00", "15:00")
+        _first_time(plan.dose_times, plan.cart_date, tim)
         self.rec.add("CART", subj, "D0", {
-            "CARTDAT": c.iso(plan.cart_date), "CARTTIM": c.clock(rng, "09:00", "15:00"),
+            "CARTDAT": c.iso(plan.cart_date), "CARTTIM": tim,
             "CARTPRD": plan.cart_product, "CARTLOT": f"L{plan.index:05d}{plan.cart_product[:2]}",
             "CARTDOSE": plan.cart_dose, "CARTCMP": "Y"}, date=plan.cart_date)
         start = plan.ld[0].date if plan.ld else plan.cond[0].date
@@ -963,7 +984,7 @@ class Safety:
             if plan.asct_date is not None:
                 self._asct_marrow(cyto, plan)
             else:
-                cyto.ld_day = -self.d.fc_lead
+                cyto.ld_day = c.days_between(plan.subj.day0, plan.ld[0].date) if plan.ld else -self.d.fc_lead
         drivers = c.LabDrivers(crs=self.crs, burden=self._burden())
         curves = c.build_lab_curves(rng, subj, "B-NHL", self.first, self.n, cyto, drivers, base)
         self._chemo_dips(curves)
@@ -1039,8 +1060,22 @@ class Safety:
         subj = self.plan.subj
         for folder, date in self.occasions:
             if "LAB" in self.d.visit(folder).assessments:
-                c.add_lab_panels(self.rec, subj, folder, date, c.days_between(subj.day0, date),
-                                 panels.get(folder, panels["default"]), curves, self.rng)
+                recs = c.add_lab_panels(self.rec, subj, folder, date, c.days_between(subj.day0, date),
+                                        panels.get(folder, panels["default"]), curves, self.rng)
+                self._before_dose(recs, date)
+
+    def _before_dose(self, recs: list[dict], date: dt.date) -> None:
+        """Labs on a dosing day are drawn before the dose (protocol pre-dose samples): a sample
+        time the lab draw put after the first timed dose of that day moves to 15-60 minutes
+        before it. The lab values (main stream) are untouched; the minutes come from the
+        subject's timing generator."""
+        dose = self.plan.dose_times.get(date)
+        if not recs or dose is None or recs[0]["LBTIM"] < dose:
+            return
+        trng = self.plan.timing if self.plan.timing is not None else c.timing_rng(0, self.plan.index)
+        tim = c.add_minutes(dose, -int(trng.integers(15, 61)))
+        for r in recs:
+            r["LBTIM"] = tim
 
     def _crs_on(self, date: dt.date) -> int:
         i = c.days_between(self.plan.subj.day0, date) - self.first
@@ -1189,13 +1224,18 @@ def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> S
         subj = c.draw_subject(rng, numbering.next(site.siteid), site, consent, transfer, _age(rng))
         if consent > transfer:
             continue
-        plan = planner.plan(Plan(subj, i), rng)
+        plan = planner.plan(Plan(subj, i, timing=c.timing_rng(seed, i)), rng)
         _settle_fate(plan, transfer)
         emitter.emit(plan, rng)
         truths.append(_truth(plan, design))
     _mark_consolidation(truths, rec.records)
     return SimulatedStudy(study=study.study.studyid, seed=seed, transfer_date=transfer,
                           records=rec.records, truth={"subjects": truths})
+
+
+def _first_time(times: dict[dt.date, str], date: dt.date, tim: str) -> None:
+    if date not in times or tim < times[date]:
+        times[date] = tim
 
 
 def _settle_fate(plan: Plan, transfer: dt.date) -> None:

@@ -184,7 +184,8 @@ class _Trial:
     def _schedule(self, s: Screened, cohort: str, level: str) -> None:
         """Visit days and Day 0 for an eligible subject consenting on `s.consent`."""
         s.cohort, s.level = cohort, level
-        s.vdays = C.visit_days(self.visits, s.rng)
+        # FC days move as one block (SubjectSim._fc_block), from a separate generator.
+        s.vdays = C.visit_days(self.visits, s.rng, fixed=[v.folder for v in self.visits if "LD" in v.assessments])
         s.consent_lead = int(s.rng.integers(0, 4))
         s.day0 = s.consent + dt.timedelta(days=s.consent_lead - s.vdays["SCR"])
         s.dlt = C.bernoulli(s.rng, self.prof["dlt"]["true_probability"][level])
@@ -414,10 +415,11 @@ class SubjectSim:
     def _enrolled(self) -> None:
         s, subj, rng = self.s, self.subj, self.rng
         subj.day0 = s.day0
-        self.vd = s.vdays
-        self.dates = {f: subj.on(d) for f, d in self.vd.items()}
-        scr = self.dates["SCR"]
+        self.vd = dict(s.vdays)
+        scr = subj.on(self.vd["SCR"])
         self.enr_date = min(scr + dt.timedelta(days=int(rng.integers(1, 5))), subj.on(-6))
+        self._fc_block()
+        self.dates = {f: subj.on(d) for f, d in self.vd.items()}
         self.z = float(rng.standard_normal())                 # expansion propensity
         self.truth.update(enrolment_date=C.iso(self.enr_date))
         if not s.infused:
@@ -430,6 +432,19 @@ class SubjectSim:
         self._apply_fate(fate)
         self._write_all(tox, eff, fate)
 
+    def _fc_block(self) -> None:
+        """FC lymphodepletion days within their study.yaml window, moved together (the agents
+        are given on three consecutive days), starting after enrolment; and the start time of
+        each day's administration, after the morning's pre-dose labs (drawn 06:30-10:30).
+        Drawn from the subject's timing generator so the main stream is unchanged."""
+        trng = C.timing_rng(self.t.seed, self.s.order)
+        ld = [v for v in self.study.visits if "LD" in v.assessments]
+        first = min(v.day for v in ld)
+        self.ld_offset = max(C.block_offset(trng, ld), self.subj.day_of(self.enr_date) + 1 - first)
+        for v in ld:
+            self.vd[v.folder] = v.day + self.ld_offset
+        self.ld_times = {v.day: C.clock(trng, "11:00", "14:00") for v in ld}
+
     def _not_infused(self) -> None:
         """Enrolled and lymphodepleted, but clinical deterioration stopped the infusion."""
         subj, rng = self.subj, self.rng
@@ -437,7 +452,7 @@ class SubjectSim:
         subj.end_date = subj.on(stop_day)
         self.curves = self._baseline_only_curves()
         self._screening_records()
-        self._lymphodepletion(last_day=-4 if stop_day == -3 else -3)
+        self._lymphodepletion(stop_day=stop_day)
         C.add_disposition(self.rec, subj, subj.end_date, "5", "Clinical deterioration before RS001 infusion")
         self.truth.update(end_date=C.iso(subj.end_date), end_reason="NOT INFUSED")
 
@@ -1030,7 +1045,9 @@ class SubjectSim:
                           dlt_disagreement=disagreement)
 
     # -- treatment --------------------------------------------------------------------------------
-    def _lymphodepletion(self, last_day: int = -3) -> None:
+    def _lymphodepletion(self, stop_day: int | None = None) -> None:
+        """FC doses on the subject's FC days (nominal + `ld_offset`); with `stop_day` (the day
+        deterioration stopped treatment) only the doses before that day."""
         subj, rng = self.subj, self.rng
         reg = self.study.regimen("FC")
         code = {"FLUDARABINE": "FLU", "CYCLOPHOSPHAMIDE": "CY"}
@@ -1040,14 +1057,19 @@ class SubjectSim:
         folders = {v.day: v.folder for v in self.study.visits if "LD" in v.assessments}
         for agent in reg.agents:
             dose = agent.dose * (0.8 if agent.name == "FLUDARABINE" and flu_reduced else 1.0)
+            reduced = agent.name == "FLUDARABINE" and flu_reduced
             for day in agent.days:
-                if day > last_day:
+                actual = day + self.ld_offset
+                if stop_day is not None and actual >= stop_day:
                     continue
-                date = subj.on(day)
+                date = subj.on(actual)
+                # Fludarabine (30-min infusion) first, cyclophosphamide after it.
+                start = self.ld_times[day] if agent.name == "FLUDARABINE" else C.add_minutes(self.ld_times[day], 45)
                 self.rec.add("LD", subj, folders[day], {
-                    "LDAGENT": code[agent.name], "LDDAT": C.iso(date), "LDDOSE": round(dose, 1),
+                    "LDAGENT": code[agent.name], "LDDAT": C.iso(date), "LDTIM": start, "LDDOSE": round(dose, 1),
                     "LDDOSU": agent.unit, "LDBSA": bsa, "LDTOT": round(dose * bsa, 1),
-                    "LDADJ": "Y" if (agent.name == "FLUDARABINE" and flu_reduced) else "N"}, date=date)
+                    "LDADJ": "Y" if reduced else "N",
+                    "LDADJR": "Reduced creatinine clearance" if reduced else None}, date=date)
 
     def _infusion(self) -> None:
         s, subj, rng = self.s, self.subj, self.rng

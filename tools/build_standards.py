@@ -41,6 +41,36 @@ EXTRA_CODELISTS = (
     "C71113",   # Frequency
 )
 
+# SDTM model timing variables a domain may carry beyond its SDTMIG 3.4 table (SDTMIG 3.4
+# section 2.5: any timing variable of the general observation classes may be added to a
+# domain of that class). Each is copied from a published IG row that has the model's generic
+# label (domain prefix swapped), and placed after a variable of the target domain, in model
+# order. EX: the visit of an administration (PR carries VISITNUM/VISIT/VISITDY in its table);
+# MH: study days of start and end (FDA expects --STDY/--ENDY; CE carries them generically).
+MODEL_ADDITIONS = {
+    "EX": (("PR", ("VISITNUM", "VISIT", "VISITDY"), "EXADJ"),),
+    "MH": (("CE", ("CESTDY", "CEENDY"), "MHDY"),),
+}
+
+
+def _with_model_additions(variables: list[dict]) -> list[dict]:
+    """The IG rows plus MODEL_ADDITIONS, each domain's Variable Order renumbered 1..n."""
+    out = []
+    for ds in dict.fromkeys(r["Dataset Name"] for r in variables):
+        rows = sorted((r for r in variables if r["Dataset Name"] == ds), key=lambda r: int(r["Variable Order"]))
+        for src_ds, names, after in MODEL_ADDITIONS.get(ds, ()):
+            src = {r["Variable Name"]: r for r in variables if r["Dataset Name"] == src_ds}
+            new = []
+            for name in names:
+                r = dict(src[name], **{"Dataset Name": ds})
+                if name.startswith(src_ds):
+                    r["Variable Name"] = ds + name[len(src_ds):]
+                new.append(r)
+            at = next(i for i, r in enumerate(rows) if r["Variable Name"] == after) + 1
+            rows[at:at] = new
+        out += [dict(r, **{"Variable Order": str(i)}) for i, r in enumerate(rows, 1)]
+    return out
+
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -64,7 +94,11 @@ def main() -> None:
             w.writerow([r["Dataset Name"], r["Dataset Label"], r["Class"], r["Structure"]])
 
     with ig_vars.open(encoding="utf-8-sig", newline="") as fh:
-        variables = [r for r in csv.DictReader(fh) if r["Dataset Name"] in DOMAINS]
+        all_rows = list(csv.DictReader(fh))
+    variables = [r for r in all_rows if r["Dataset Name"] in DOMAINS]
+    sources = {src for adds in MODEL_ADDITIONS.values() for src, _, _ in adds}
+    extra = [r for r in all_rows if r["Dataset Name"] in sources - set(DOMAINS)]
+    variables = [r for r in _with_model_additions(variables + extra) if r["Dataset Name"] in DOMAINS]
     used = set(EXTRA_CODELISTS)
     with (OUT / "sdtmig_3.4_variables.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -102,6 +136,10 @@ def main() -> None:
         f"| sdtmig_3.4_variables.csv | SDTMIG v3.4 `Variables.csv` (CDISC Library export) | {sha256(ig_vars)} |\n"
         f"| ct_sdtm_2025-03-28.csv | CDISC SDTM Controlled Terminology 2025-03-28, NCI EVS `SDTM Terminology 2025-03-28.txt` | {sha256(ct_file)} |\n\n"
         f"Domains: {', '.join(DOMAINS)}.\n\n"
+        "SDTM model timing variables added to a domain's IG table (MODEL_ADDITIONS): "
+        + "; ".join(f"{ds}: {', '.join(n if not n.startswith(src) else ds + n[len(src):] for n in names)} "
+                    f"(as in {src})" for ds, adds in MODEL_ADDITIONS.items() for src, names, _ in adds)
+        + ".\n\n"
         f"Codelists: {len(used)} (those the domains' variables name, plus TS parameter and value lists).\n"
         + (f"Codelists named but absent from this CT package: {', '.join(missing)}.\n" if missing else ""),
         encoding="utf-8")

@@ -263,10 +263,15 @@ def test_one_last_observation_before_exposure(built):
         flagged = df[df[f"{dom}LOBXFL"] == "Y"]
         assert not flagged.duplicated(["USUBJID", f"{dom}TESTCD"]).any()
         assert len(flagged) > 0
-        start = flagged["USUBJID"].map(ref).str[:10]
+        start = flagged["USUBJID"].map(ref)
         day = flagged[f"{dom}DTC"].str[:10]
         tpt = flagged.get(f"{dom}TPT", pd.Series("", index=flagged.index))
-        assert ((day < start) | ((day == start) & (tpt == "PRE-INFUSION"))).all()
+        # Same day as the first treatment: only a sample timed before the dosing time (e.g.
+        # the Day -5 pre-dose labs before FC) or a pre-infusion timepoint.
+        timed = (flagged[f"{dom}DTC"].str.len() == 16) & (start.str.len() == 16)
+        same_day = day == start.str[:10]
+        assert ((day < start.str[:10]) | (same_day & (tpt == "PRE-INFUSION"))
+                | (same_day & timed & (flagged[f"{dom}DTC"] < start))).all()
         assert (flagged[f"{dom}ORRES"] != "").all()
 
 
@@ -297,14 +302,15 @@ def test_golden_rs001():
     # record 151: 101-001 Day 0 fibrinogen not done, sample clotted
     r = _one(lb, USUBJID="RS001-101-001", LBTESTCD="FIBRINO", VISIT="DAY 0")
     assert (r.LBSTAT, r.LBREASND, r.LBORRES, r.LBSTRESC, r.LBNRIND) == ("NOT DONE", "Sample clotted", "", "", "")
-    # 103-001's first exposure (RFXSTDTC) is the Day -5 fludarabine dose; DM's reference date
-    # has no time, so the Day -5 sample cannot be shown to precede it and the screening sample
-    # is the last before exposure.
+    # 103-001's first exposure (RFXSTDTC) is the Day -5 fludarabine dose at 13:05 (ld.csv
+    # record 796); the Day -5 samples were drawn at 09:20 that morning, so they are the last
+    # before exposure for each of the 15 tests of the LB form.
     dm = ds["DM"].set_index("USUBJID")
     flagged = lb[(lb.USUBJID == "RS001-103-001") & (lb.LBLOBXFL == "Y")]
     day_m5 = lb[(lb.USUBJID == "RS001-103-001") & (lb.VISIT == "DAY -5")]
-    assert day_m5.LBDTC.str[:10].eq(dm.at["RS001-103-001", "RFXSTDTC"]).all()
-    assert set(flagged.VISIT) == {"SCREENING"} and len(flagged) == 15
+    assert dm.at["RS001-103-001", "RFXSTDTC"] == "2023-01-10T13:05"
+    assert day_m5.LBDTC.eq("2023-01-10T09:20").all()
+    assert set(flagged.VISIT) == {"DAY -5"} and len(flagged) == 15
 
     vs = ds["VS"]
     # vs.csv record 155: 101-001 Day 0 pre-infusion 12:15, SYSBP 113, weight 51.9; after the

@@ -192,7 +192,7 @@ def test_ie_golden(built):
         "IN02", "INCLUSION", "N", "N", "2024-02-20")
     assert rec["IETEST"] == "CD19-positive B-NHL or B-ALL, relapsed or refractory after >= 2 lines of therapy"
     assert (rec["VISITNUM"], rec["VISIT"]) == (1, "SCREENING")
-    assert _supp(built, "RS001", "IE", "RS001-102-012", rec["IESEQ"]) == {"IESPEC": "CD19 negative on repeat biopsy"}
+    assert _supp(built, "RS001", "IE", "RS001-102-012", rec["IESEQ"]) == {"IECRTSPC": "CD19 negative on repeat biopsy"}
     ex = _one(_ds(built, "GLOCART")["IE"], USUBJID="GLOCART-201-001")
     assert (ex["IETESTCD"], ex["IETEST"], ex["IECAT"], ex["IEORRES"]) == (
         "EX01", "Active central nervous system lymphoma", "EXCLUSION", "Y")
@@ -217,10 +217,13 @@ def test_ex_golden_rs001(built):
     assert (inf["EXSTDTC"], inf["EXENDTC"], inf["EXSTDY"]) == ("2022-10-30T12:45", "2022-10-30T13:11", 1)
     assert _supp(built, "RS001", "EX", "RS001-101-001", inf["EXSEQ"]) == {
         "DOSELVL": "DL1", "TOTCELL": "50.8", "WTDOSE": "51.3", "INFVOL": "70", "INFINT": "N"}
-    flu = _one(ex, USUBJID="RS001-101-001", EXTRT="FLUDARABINE", EXSTDTC="2022-10-25")
-    assert (flu["EXCAT"], flu["EXDOSE"], flu["EXDOSU"], flu["EXSTDY"]) == ("LYMPHODEPLETION", "24", "mg/m2", -5)
-    assert _supp(built, "RS001", "EX", "RS001-101-001", flu["EXSEQ"]) == {
-        "BSA": "1.49", "TOTDOSE": "35.8", "DOSRED": "Y"}
+    # ld.csv record 71: FC started 2 days early (Day -7, within the Day -5 visit window) at
+    # 12:00, fludarabine reduced for creatinine clearance (EXADJ, not SUPPEX).
+    flu = _one(ex, USUBJID="RS001-101-001", EXTRT="FLUDARABINE", EXSTDTC="2022-10-23T12:00")
+    assert (flu["EXCAT"], flu["EXDOSE"], flu["EXDOSU"], flu["EXSTDY"]) == ("LYMPHODEPLETION", "24", "mg/m2", -7)
+    assert (flu["EXDOSFRM"], flu["EXADJ"], flu["VISIT"], flu["VISITNUM"]) == (
+        "INJECTION, SOLUTION", "Reduced creatinine clearance", "DAY -5", 2)
+    assert _supp(built, "RS001", "EX", "RS001-101-001", flu["EXSEQ"]) == {"BSA": "1.49", "TOTDOSE": "35.8"}
 
 
 def test_ex_golden_glocart(built):
@@ -235,9 +238,15 @@ def test_ex_golden_glocart(built):
     gem = ex[(ex["USUBJID"] == "GLOCART-201-003") & (ex["EXTRT"] == "GEMCITABINE")]
     assert gem["EXSTDTC"].tolist() == ["2023-08-01", "2023-08-22"]
     assert set(gem["EXSCAT"]) == {"AGENT X"} and set(gem["EXROUTE"]) == {"INTRAVENOUS"}
+    assert set(gem["EXDOSFRM"]) == {"INJECTION, POWDER, LYOPHILIZED, FOR SOLUTION"}
+    assert gem["VISIT"].tolist() == ["CYCLE 1 DAY 2", "CYCLE 2 DAY 1"]
+    # 201-004's FC started on 2023-10-30 and the CAR-T followed after a 4-day rest (FC moved
+    # 2 days early within its window, issue 12), so CAR-T Day 0 is 2023-11-06.
     cart = _one(ex, USUBJID="GLOCART-201-004", EXCAT="CELL THERAPY")
     assert (cart["EXTRT"], cart["EXDOSE"], cart["EXSTDTC"], cart["EXLOT"]) == (
-        "AUTOLOGOUS ANTI-CD19 CAR-T CELLS", "3.46", "2023-11-04T11:35", "L00007CD")
+        "AUTOLOGOUS ANTI-CD19 CAR-T CELLS", "3.46", "2023-11-06T11:35", "L00007CD")
+    fc = ex[(ex["USUBJID"] == "GLOCART-201-004") & (ex["EXCAT"] == "LYMPHODEPLETION")]
+    assert fc["EXSTDTC"].str[:10].min() == "2023-10-30" and (fc["EXSTDTC"].str.len() == 16).all()
     # RFSTDTC is the first glofitamab-based dose: no GLOCART exposure precedes study day 1
     assert (ex["EXSTDY"].dropna() >= 1).all()
 

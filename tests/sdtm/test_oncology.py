@@ -196,8 +196,8 @@ SPONSOR_TERMS = {
     "RSCAT": {"LYRIC 2016", "NCCN ALL V3.2025"},
     "RSTESTCD": {"EMDIND", "ANCRECIN", "PLTRECIN"},
     "RSTEST": {"Extramedullary Disease Indicator", "Neutrophil Recovery Indicator", "Platelet Recovery Indicator"},
-    "LBTESTCD": {"MRD", "CTDNA"},
-    "LBTEST": {"Measurable Residual Disease", "Circulating Tumor DNA"},
+    "LBTESTCD": {"MRD", "CTDNA", "CTDNACON"},
+    "LBTEST": {"Measurable Residual Disease", "Circulating Tumor DNA", "Circulating Tumor DNA Concentration"},
 }
 INDICATORS = {"NEWLIND", "EMDIND", "ANCRECIN", "PLTRECIN"}     # RS tests answered Y/N (NY)
 
@@ -390,13 +390,15 @@ def test_golden_glocart():
     assert [phase[f"{q:.0f}"] for q in ovr["RSSEQ"]] == ["BEFORE CAR-T", "AFTER CAR-T", "AFTER CAR-T"]
     scores = tr[(tr["USUBJID"] == s) & (tr["TRTESTCD"] == "FDP5PS")]
     assert scores["TRSTRESN"].tolist() == [3.0, 1.0, 5.0]
-    # ctDNA: 201-004 positive 10.7 hGE/mL (two records), 202-001 negative (one)
+    # ctDNA: 201-004 positive 10.7 hGE/mL (two records: detection call and concentration, one
+    # per test), 202-001 negative (one)
     ct = _from(b, "LB", "CTDNA")
     pos = ct[ct["USUBJID"] == "GLOCART-201-004"].set_index("LBRESSCL")
     assert pos.loc["NOMINAL", "LBSTRESC"] == "POSITIVE" and pos.loc["NOMINAL", "LBORRESU"] == ""
     assert (pos.loc["QUANTITATIVE", "LBORRES"], pos.loc["QUANTITATIVE", "LBSTRESN"],
             pos.loc["QUANTITATIVE", "LBSTRESU"]) == ("10.7", 10.7, "genEq/mL")
-    assert set(pos["LBTESTCD"]) == {"CTDNA"} and set(pos["LBLLOD"]) == {0.5} and set(pos["VISIT"]) == {"DAY 28"}
+    assert (pos.loc["NOMINAL", "LBTESTCD"], pos.loc["QUANTITATIVE", "LBTESTCD"]) == ("CTDNA", "CTDNACON")
+    assert set(pos["LBLLOD"]) == {0.5} and set(pos["VISIT"]) == {"DAY 28"} and set(pos["LBSPEC"]) == {"PLASMA"}
     neg = ct[ct["USUBJID"] == "GLOCART-202-001"]
     assert neg[["LBRESSCL", "LBSTRESC", "LBDTC"]].values.tolist() == [["NOMINAL", "NEGATIVE", "2023-08-26"]]
 

@@ -426,3 +426,32 @@ def test_lesion_measurements_match_lugano_calls(sim):
             assert spd >= 1.5 * baseline[r["SUBJECT"]] - 1
         if r["LUGRESP"] == "PD" and r["LYRRESP"] == "PD":
             assert r["RSNEWL"] == "Y" or any(x["TLNTSTAT"] == "UNEQ" for x in lesions) or targets
+
+
+def test_lymphodepletion_jitters_within_window_with_times(sim, sims, study):
+    """Issue 12: FC runs on three consecutive days starting within the study.yaml window of
+    the Day -5 visit (not always on Day -5), after enrolment; each dose has a start time, and
+    the Day -5 labs of that morning are drawn before the first dose (pre-dose)."""
+    ld_visits = [v for v in study.visits if "LD" in v.assessments]
+    lo = max(v.window[0] for v in ld_visits)
+    hi = min(v.window[1] for v in ld_visits)
+    starts = set()
+    for s in [sim, *sims]:
+        inf = {r["SUBJECT"]: _date(r["INFDAT"]) for r in s.records["INF"]}
+        enr = {r["SUBJECT"]: _date(r["ENRDAT"]) for r in s.records["ENR"]}
+        by = _by_subject(s.records["LD"])
+        for subj, recs in by.items():
+            assert all(TIME.match(r["LDTIM"]) for r in recs)
+            days = sorted({_date(r["LDDAT"]) for r in recs})
+            assert days == [days[0] + dt.timedelta(days=k) for k in range(len(days))]
+            assert days[0] > enr[subj]
+            first_time = min(r["LDTIM"] for r in recs if _date(r["LDDAT"]) == days[0])
+            for lab in (r for r in s.records["LB"] if r["SUBJECT"] == subj and r["FOLDER"] == "LDM5"):
+                assert _date(lab["LBDAT"]) == days[0] and lab["LBTIM"] < first_time
+            if subj in inf:
+                shift = (days[0] - inf[subj]).days - min(v.day for v in ld_visits)
+                assert lo <= shift <= hi
+                starts.add(shift)
+            adj = [r for r in recs if r["LDADJ"] == "Y"]
+            assert all(r["LDADJR"] for r in adj) and not any(r.get("LDADJR") for r in recs if r["LDADJ"] != "Y")
+    assert len(starts) > 1
