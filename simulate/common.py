@@ -41,6 +41,7 @@ Screening and history forms (common form library OIDs)
         family: "NHL" (aggressive B-NHL), "MCL", "FL" or "ALL"
     add_prior_therapy(rec, subj, lines, rng, folder="LOGS")
     add_conmed(rec, subj, name, start, end, rng, indication, dose, unit, route, folder="LOGS")
+    mh_codes(term) / cm_codes(name) -> the MH / CM form's coding fields (made-up codes)
     add_standard_prophylaxis(rec, subj, rng, start, folder="LOGS")
 Adverse events
     AE_TERMS: {PT: AeTerm};  MEDDRA_VERSION;  meddra_codes(term, llt) -> AE coding fields
@@ -470,6 +471,46 @@ _MH_TERMS = (
 )
 
 
+# The coding module's MedDRA-style coding of each medical-history term: (LLT, PT, SOC). Names
+# follow MedDRA's published structure for these few terms; the codes come from `_code` below and
+# are made up (prefix 9, never a real MedDRA code), as for AEs. No licensed content.
+_MH_CODING = {
+    "Hypertension": ("Hypertension", "Hypertension", "Vascular disorders"),
+    "Type 2 diabetes mellitus": ("Type 2 diabetes mellitus", "Type 2 diabetes mellitus",
+                                 "Metabolism and nutrition disorders"),
+    "Hyperlipidaemia": ("Hyperlipidaemia", "Hyperlipidaemia", "Metabolism and nutrition disorders"),
+    "Chronic hepatitis B (inactive carrier)": ("Hepatitis B carrier", "Chronic hepatitis B",
+                                               "Infections and infestations"),
+    "Gastro-oesophageal reflux disease": ("Gastro-oesophageal reflux disease",
+                                          "Gastrooesophageal reflux disease", "Gastrointestinal disorders"),
+    "Peripheral neuropathy": ("Peripheral neuropathy", "Neuropathy peripheral", "Nervous system disorders"),
+    "Herpes zoster": ("Herpes zoster", "Herpes zoster", "Infections and infestations"),
+    "Depression": ("Depression", "Depression", "Psychiatric disorders"),
+    "Hypothyroidism": ("Hypothyroidism", "Hypothyroidism", "Endocrine disorders"),
+    "Cholecystectomy": ("Cholecystectomy", "Cholecystectomy", "Surgical and medical procedures"),
+    "Benign prostatic hyperplasia": ("Benign prostatic hyperplasia", "Benign prostatic hyperplasia",
+                                     "Reproductive system and breast disorders"),
+    "Pneumonia": ("Pneumonia", "Pneumonia", "Infections and infestations"),
+    "Osteoarthritis": ("Osteoarthritis", "Osteoarthritis", "Musculoskeletal and connective tissue disorders"),
+    "Anxiety": ("Anxiety", "Anxiety", "Psychiatric disorders"),
+    "Deep vein thrombosis": ("Deep vein thrombosis", "Deep vein thrombosis", "Vascular disorders"),
+    "Chronic kidney disease stage 2": ("Chronic kidney disease stage 2", "Chronic kidney disease",
+                                       "Renal and urinary disorders"),
+}
+
+
+def mh_codes(term: str) -> dict[str, str | None]:
+    """The MH form's coding fields for a verbatim term (all None for a term the coder has not
+    coded yet). An LLT named like its PT shares the PT's code, as in MedDRA."""
+    coded = _MH_CODING.get(term)
+    if coded is None:
+        return {"MHLLT": None, "MHLLTCD": None, "MHPT": None, "MHPTCD": None, "MHSOC": None,
+                "MHSOCCD": None, "MHDICTV": None}
+    llt, pt, soc = coded
+    return {"MHLLT": llt, "MHLLTCD": _code("LLT", llt), "MHPT": pt, "MHPTCD": _code("PT", pt),
+            "MHSOC": soc, "MHSOCCD": _code("SOC", soc), "MHDICTV": MEDDRA_VERSION}
+
+
 def add_medical_history(rec: Recorder, subj: Subject, rng: np.random.Generator,
                         folder: str = "LOGS", n_range: tuple[int, int] = (0, 5)) -> list[dict]:
     """Relevant medical history; older start dates are often known only to the month or year."""
@@ -491,7 +532,8 @@ def add_medical_history(rec: Recorder, subj: Subject, rng: np.random.Generator,
             if end_txt is not None and end_txt < start_txt[: len(end_txt)]:
                 end_txt = None
         r = rec.add("MH", subj, folder, {"MHTERM": term, "MHSTDAT": start_txt,
-                                         "MHONGO": "Y" if ongoing else "N", "MHENDAT": end_txt},
+                                         "MHONGO": "Y" if ongoing else "N", "MHENDAT": end_txt,
+                                         **mh_codes(term)},
                     date=subj.consent_date)
         if r is not None:
             out.append(r)
@@ -603,6 +645,44 @@ def add_prior_therapy(rec: Recorder, subj: Subject, lines: Sequence[PriorLine], 
     return out
 
 
+# The coding module's drug dictionary: reported name -> (standardised name, class, class code).
+# Standardised names are the generic (INN) names in the style of a WHODrug preferred name; the
+# classes are ATC-style level-4 groups worded here. The class CODES are made up in the ATC shape
+# with anatomical group "X", which the ATC system does not use, so they can never be mistaken
+# for real ATC codes. No licensed dictionary content is included: only the drugs used here.
+DRUG_DICTIONARY_VERSION = "SIMDRUG 2026.1"
+_CM_CODING = {
+    "Acyclovir": ("ACICLOVIR", "NUCLEOSIDE ANTIVIRALS", "X05AB"),
+    "Letermovir": ("LETERMOVIR", "OTHER ANTIVIRALS", "X05AX"),
+    "Sulfamethoxazole/trimethoprim": ("SULFAMETHOXAZOLE;TRIMETHOPRIM", "SULFONAMIDE-TRIMETHOPRIM COMBINATIONS",
+                                      "X01EE"),
+    "Fluconazole": ("FLUCONAZOLE", "TRIAZOLE ANTIMYCOTICS", "X02AC"),
+    "Piperacillin/tazobactam": ("PIPERACILLIN;TAZOBACTAM", "PENICILLINS WITH BETA-LACTAMASE INHIBITOR",
+                                "X01CR"),
+    "Meropenem": ("MEROPENEM", "CARBAPENEMS", "X01DH"),
+    "Allopurinol": ("ALLOPURINOL", "URIC ACID PRODUCTION INHIBITORS", "X04AA"),
+    "Levetiracetam": ("LEVETIRACETAM", "OTHER ANTIEPILEPTICS", "X07AX"),
+    "Tocilizumab": ("TOCILIZUMAB", "INTERLEUKIN INHIBITORS", "X04AC"),
+    "Dexamethasone": ("DEXAMETHASONE", "GLUCOCORTICOIDS", "X02AB"),
+    "Immunoglobulin (IVIG)": ("IMMUNOGLOBULIN HUMAN NORMAL", "IMMUNOGLOBULINS, NORMAL HUMAN", "X06BA"),
+    "Filgrastim": ("FILGRASTIM", "COLONY STIMULATING FACTORS", "X03AA"),
+    "Plerixafor": ("PLERIXAFOR", "OTHER IMMUNOSTIMULANTS", "X03AX"),
+}
+
+
+# One class per made-up class code.
+assert len({(code, cls) for _, cls, code in _CM_CODING.values()}) == len({code for *_, code in _CM_CODING.values()})
+
+
+def cm_codes(name: str) -> dict[str, str | None]:
+    """The CM form's coding fields for a reported medication (None for a drug not coded yet)."""
+    coded = _CM_CODING.get(name)
+    if coded is None:
+        return {"CMDRUG": None, "CMATC": None, "CMATCCD": None, "CMDICTV": None}
+    std, cls, code = coded
+    return {"CMDRUG": std, "CMATC": cls, "CMATCCD": code, "CMDICTV": DRUG_DICTIONARY_VERSION}
+
+
 def add_conmed(rec: Recorder, subj: Subject, name: str, start: dt.date, end: dt.date | None,
                rng: np.random.Generator, indication: str, dose: float | None, unit: str | None,
                route: str, folder: str = "LOGS") -> dict | None:
@@ -613,7 +693,8 @@ def add_conmed(rec: Recorder, subj: Subject, name: str, start: dt.date, end: dt.
     return rec.add("CM", subj, folder, {
         "CMTRT": name, "CMINDC": indication, "CMDOSE": dose, "CMDOSU": unit, "CMROUTE": route,
         "CMSTDAT": partial_iso(start, rng, p_day_unknown=0.02),
-        "CMENDAT": None if ongoing else iso(end), "CMONGO": "Y" if ongoing else "N"}, date=start)
+        "CMENDAT": None if ongoing else iso(end), "CMONGO": "Y" if ongoing else "N",
+        **cm_codes(name)}, date=start)
 
 
 # Anti-infective prophylaxis most cell-therapy protocols mandate from lymphodepletion.
@@ -803,8 +884,11 @@ def _check_codes_unique() -> None:
         assert len(codes) == len(set(codes)), f"made-up {level} codes collide"
     pts = [t.pt for t in _AE_LIST]
     llts = sorted({llt for t in _AE_LIST for llt, _ in t.llts} | set(pts))
-    codes = [_code("LLT", n) for n in llts]
+    llts = set(llts) | {n for llt, pt, _ in _MH_CODING.values() for n in (llt, pt)}
+    codes = [_code("LLT", n) for n in sorted(llts)]
     assert len(codes) == len(set(codes)), "made-up LLT/PT codes collide"
+    socs = sorted({t.soc for t in _AE_LIST} | {soc for _, _, soc in _MH_CODING.values()})
+    assert len({_code("SOC", n) for n in socs}) == len(socs), "made-up SOC codes collide"
 
 
 _check_codes_unique()
