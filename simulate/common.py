@@ -41,7 +41,8 @@ Screening and history forms (common form library OIDs)
         family: "NHL" (aggressive B-NHL), "MCL", "FL" or "ALL"
     add_prior_therapy(rec, subj, lines, rng, folder="LOGS")
     add_conmed(rec, subj, name, start, end, rng, indication, dose, unit, route, folder="LOGS")
-    mh_codes(term) / cm_codes(name) -> the MH / CM form's coding fields (made-up codes)
+    mh_codes(term) / cm_codes(name) / prior_codes(regimen) -> the MH / CM / PRIOR form's coding
+        fields (made-up codes)
     add_standard_prophylaxis(rec, subj, rng, start, folder="LOGS")
 Adverse events
     AE_TERMS: {PT: AeTerm};  MEDDRA_VERSION;  meddra_codes(term, llt) -> AE coding fields
@@ -629,6 +630,60 @@ def draw_prior_lines(rng: np.random.Generator, family: str, n_lines: int, diagno
     return lines[::-1]
 
 
+# The drug dictionary's coding of prior drug regimens (same conventions as _CM_CODING below):
+# the standardised name lists the regimen's agents as a multi-ingredient entry does; the
+# ATC-style class codes are made up (anatomical group "X", not used by ATC). Radiotherapy and
+# transplants are procedures (PR): no drug coding.
+_PROCEDURE_TYPES = ("2", "3", "4")   # PRTYPE radiotherapy, autologous / allogeneic SCT
+_COMBO = ("ANTINEOPLASTIC COMBINATION REGIMENS", "X10XC")
+_PRIOR_CODING = {
+    "R-CHOP": ("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE", *_COMBO),
+    "Pola-R-CHP": ("POLATUZUMAB VEDOTIN;RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;PREDNISONE", *_COMBO),
+    "DA-EPOCH-R": ("ETOPOSIDE;PREDNISONE;VINCRISTINE;CYCLOPHOSPHAMIDE;DOXORUBICIN;RITUXIMAB", *_COMBO),
+    "R-DHAP": ("RITUXIMAB;DEXAMETHASONE;CYTARABINE;CISPLATIN", *_COMBO),
+    "R-ICE": ("RITUXIMAB;IFOSFAMIDE;CARBOPLATIN;ETOPOSIDE", *_COMBO),
+    "R-GemOx": ("RITUXIMAB;GEMCITABINE;OXALIPLATIN", *_COMBO),
+    "Pola-BR": ("POLATUZUMAB VEDOTIN;BENDAMUSTINE;RITUXIMAB", *_COMBO),
+    "R-GDP": ("RITUXIMAB;GEMCITABINE;DEXAMETHASONE;CISPLATIN", *_COMBO),
+    "Lenalidomide + tafasitamab": ("LENALIDOMIDE;TAFASITAMAB", *_COMBO),
+    "R-CHOP/R-DHAP alternating": ("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE;"
+                                  "DEXAMETHASONE;CYTARABINE;CISPLATIN", *_COMBO),
+    "Bendamustine-rituximab": ("BENDAMUSTINE;RITUXIMAB", *_COMBO),
+    "R-BAC": ("RITUXIMAB;BENDAMUSTINE;CYTARABINE", *_COMBO),
+    "Lenalidomide-rituximab": ("LENALIDOMIDE;RITUXIMAB", *_COMBO),
+    "R-CVP": ("RITUXIMAB;CYCLOPHOSPHAMIDE;VINCRISTINE;PREDNISONE", *_COMBO),
+    "Obinutuzumab-bendamustine": ("OBINUTUZUMAB;BENDAMUSTINE", *_COMBO),
+    "Hyper-CVAD": ("CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE;METHOTREXATE;CYTARABINE", *_COMBO),
+    "Pediatric-inspired ALL regimen (CALGB 10403)": ("VINCRISTINE;DAUNORUBICIN;PREDNISONE;PEGASPARGASE;"
+                                                     "CYCLOPHOSPHAMIDE;CYTARABINE;METHOTREXATE;MERCAPTOPURINE", *_COMBO),
+    "VDCLP induction": ("VINCRISTINE;DAUNORUBICIN;CYCLOPHOSPHAMIDE;PEGASPARGASE;PREDNISONE", *_COMBO),
+    "FLAG-IDA": ("FLUDARABINE;CYTARABINE;FILGRASTIM;IDARUBICIN", *_COMBO),
+    "Ponatinib + chemotherapy": ("PONATINIB;CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE", *_COMBO),
+    "Glofitamab": ("GLOFITAMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Epcoritamab": ("EPCORITAMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Mosunetuzumab": ("MOSUNETUZUMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Blinatumomab": ("BLINATUMOMAB", "CD19/CD3 BISPECIFIC ANTIBODIES", "X10FC"),
+    "Inotuzumab ozogamicin": ("INOTUZUMAB OZOGAMICIN", "ANTIBODY-DRUG CONJUGATES", "X10FD"),
+    "Ibrutinib": ("IBRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Zanubrutinib": ("ZANUBRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Acalabrutinib": ("ACALABRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Venetoclax": ("VENETOCLAX", "BCL-2 INHIBITORS", "X10XG"),
+    "PI3K inhibitor (copanlisib)": ("COPANLISIB", "PHOSPHATIDYLINOSITOL-3-KINASE INHIBITORS", "X10EM"),
+    "Tazemetostat": ("TAZEMETOSTAT", "EZH2 INHIBITORS", "X10XH"),
+    "Clofarabine-based salvage": ("CLOFARABINE", "PURINE ANALOGUES", "X10BB"),
+    "Autologous anti-CD19 CAR-T": ("AUTOLOGOUS ANTI-CD19 CAR-T CELLS", "CAR-T CELL THERAPIES", "X10XK"),
+}
+
+
+def prior_codes(regimen: str) -> dict[str, str | None]:
+    """The PRIOR form's drug coding of a regimen (None for procedures and uncoded names)."""
+    coded = _PRIOR_CODING.get(regimen)
+    if coded is None:
+        return {"PTDRUG": None, "PTATC": None, "PTATCCD": None, "PTDICTV": None}
+    std, cls, code = coded
+    return {"PTDRUG": std, "PTATC": cls, "PTATCCD": code, "PTDICTV": DRUG_DICTIONARY_VERSION}
+
+
 def add_prior_therapy(rec: Recorder, subj: Subject, lines: Sequence[PriorLine], rng: np.random.Generator,
                       folder: str = "LOGS") -> list[dict]:
     out = []
@@ -639,7 +694,9 @@ def add_prior_therapy(rec: Recorder, subj: Subject, lines: Sequence[PriorLine], 
             "PTLINE": ln.line, "PTTYPE": ln.ptype, "PTTRT": ln.regimen,
             "PTSTDAT": partial_iso(ln.start, rng, p_day_unknown=p_partial),
             "PTENDAT": partial_iso(ln.end, rng, p_day_unknown=p_partial),
-            "PTBOR": ln.best, "PTREFR": "Y" if ln.refractory else "N"}, date=subj.consent_date)
+            "PTBOR": ln.best, "PTREFR": "Y" if ln.refractory else "N",
+            **(prior_codes(ln.regimen) if ln.ptype not in _PROCEDURE_TYPES else prior_codes(""))},
+            date=subj.consent_date)
         if r is not None:
             out.append(r)
     return out
@@ -670,8 +727,12 @@ _CM_CODING = {
 }
 
 
-# One class per made-up class code.
-assert len({(code, cls) for _, cls, code in _CM_CODING.values()}) == len({code for *_, code in _CM_CODING.values()})
+# One class per made-up class code, over both drug lists.
+assert len({(code, cls) for _, cls, code in [*_CM_CODING.values(), *_PRIOR_CODING.values()]}) == \
+    len({code for *_, code in [*_CM_CODING.values(), *_PRIOR_CODING.values()]})
+# Every drug regimen the prior-line book can draw is coded.
+assert {r for book in _PRIOR_REGIMENS.values() for opts in book.values() for t, r, _ in opts
+        if t not in _PROCEDURE_TYPES} <= set(_PRIOR_CODING)
 
 
 def cm_codes(name: str) -> dict[str, str | None]:

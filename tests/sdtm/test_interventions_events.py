@@ -331,10 +331,13 @@ def test_mh_and_cm_are_coded(built, study):
     hyp = mh[mh["MHTERM"] == "Peripheral neuropathy"]
     assert set(zip(hyp["MHDECOD"], hyp["MHBODSYS"])) <= {("Neuropathy peripheral", "Nervous system disorders")}
     con = cm[cm["CMCAT"] == "CONCOMITANT MEDICATION"]
-    assert (con[["CMDECOD", "CMCLAS", "CMCLASCD"]] != "").all().all()
+    # every record, prior anti-cancer regimens included (coded as multi-ingredient entries)
+    assert (cm[["CMDECOD", "CMCLAS", "CMCLASCD"]] != "").all().all()
+    rchop = cm[cm["CMTRT"] == "R-CHOP"]
+    assert set(rchop["CMDECOD"]) <= {"RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE"}
     # one class per class code, codes in the made-up ATC shape (anatomical group X, not ATC's)
-    assert (con.groupby("CMCLASCD")["CMCLAS"].nunique() == 1).all()
-    assert con["CMCLASCD"].str.fullmatch(r"X\d\d[A-Z]{2}").all()
+    assert (cm.groupby("CMCLASCD")["CMCLAS"].nunique() == 1).all()
+    assert cm["CMCLASCD"].str.fullmatch(r"X\d\d[A-Z]{2}").all()
     acy = con[con["CMTRT"] == "Acyclovir"]
     assert set(acy["CMDECOD"]) == {"ACICLOVIR"} and set(acy["CMCLAS"]) == {"NUCLEOSIDE ANTIVIRALS"}
 

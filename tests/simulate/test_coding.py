@@ -34,6 +34,11 @@ def test_drug_dictionary_is_made_up_atc_style():
         assert re.fullmatch(r"X\d\d[A-Z]{2}", codes["CMATCCD"]), name
         assert codes["CMDICTV"] == C.DRUG_DICTIONARY_VERSION
     assert all(v is None for v in C.cm_codes("Unknown herbal tea").values())
+    # prior drug regimens: every one the prior-line book draws is coded; procedures are not
+    drugs = {r for book in C._PRIOR_REGIMENS.values() for opts in book.values() for t, r, _ in opts
+             if t not in ("2", "3", "4")}
+    assert all(C.prior_codes(r)["PTDRUG"] for r in drugs)
+    assert C.prior_codes("Involved-site radiotherapy")["PTDRUG"] is None
 
 
 @pytest.mark.parametrize("study", list(SAMPLES))
@@ -45,5 +50,9 @@ def test_samples_carry_the_coding(study):
     # the coding follows the verbatim term, the same everywhere
     assert (mh.groupby("MHTERM")["MHPT"].nunique() == 1).all()
     assert (cm.groupby("CMTRT")["CMDRUG"].nunique() == 1).all()
+    prior = pd.read_csv(f"{SAMPLES[study]}/prior.csv", dtype=str, keep_default_na=False)
+    drug = ~prior["PTTYPE"].isin(["2", "3", "4"])
+    assert (prior.loc[drug, ["PTDRUG", "PTATC", "PTATCCD"]] != "").all().all()
+    assert (prior.loc[~drug, ["PTDRUG", "PTATC", "PTATCCD"]] == "").all().all()
     dx = pd.read_csv(f"{SAMPLES[study]}/dx.csv", dtype=str, keep_default_na=False)
     assert (dx["DXASDAT"] != "").all()        # the baseline classifications are dated
