@@ -67,6 +67,7 @@ def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enr
     for form in sorted({r.split(".")[0] for r in refs}):
         cols = [r.split(".", 1)[1] for r in refs if r.startswith(f"{form}.")]
         cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in raw.frames[form].columns]
+        cols = list(dict.fromkeys(cols))     # a spec may name both FIELD and FIELD_DEC
         other, _ = accepted_records(raw, form, enrolled)
         first = (other.sort_values("RECORDID", key=lambda s: s.astype(int))
                  .drop_duplicates("SUBJECT"))
@@ -162,14 +163,18 @@ def _derive_seq(out: pd.DataFrame, spec: DomainSpec, seq_var: str) -> pd.DataFra
 def _supp(spec: DomainSpec, ctx: Context, out: pd.DataFrame, seq_var: str) -> pd.DataFrame:
     ctx.out = out
     frames = []
+    # A one-record-per-subject domain (DM) has no --SEQ: its SUPP-- records name the subject only
+    # (IDVAR and IDVARVAL empty, SDTMIG 3.4 section 8.4).
+    by_seq = seq_var in out.columns
     for s in spec.supp:
         qval = ALGORITHMS[s.var.algorithm].run(ctx, s.var).reindex(out.index).fillna("").astype(str)
         has = qval != ""
         frames.append(pd.DataFrame({
             "STUDYID": out.loc[has, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": out.loc[has, "USUBJID"],
-            "IDVAR": seq_var, "IDVARVAL": out.loc[has, seq_var].astype(int).astype(str),
+            "IDVAR": seq_var if by_seq else "",
+            "IDVARVAL": out.loc[has, seq_var].astype(int).astype(str) if by_seq else "",
             "QNAM": s.qnam, "QLABEL": s.qlabel, "QVAL": qval[has], "QORIG": s.qorig, "QEVAL": ""}))
     supp = pd.concat(frames, ignore_index=True)
-    order = supp["IDVARVAL"].astype(int)
+    order = pd.to_numeric(supp["IDVARVAL"], errors="coerce").fillna(0)
     return supp.assign(_o=order).sort_values(["USUBJID", "_o", "QNAM"], kind="stable").drop(columns="_o") \
         .reset_index(drop=True)

@@ -42,6 +42,8 @@ Screening and history forms (common form library OIDs)
         family: "NHL" (aggressive B-NHL), "MCL", "FL" or "ALL"
     add_prior_therapy(rec, subj, lines, rng, folder="LOGS")
     add_conmed(rec, subj, name, start, end, rng, indication, dose, unit, route, folder="LOGS")
+    mh_codes(term) / cm_codes(name) / prior_codes(regimen) -> the MH / CM / PRIOR form's coding
+        fields (made-up codes)
     add_standard_prophylaxis(rec, subj, rng, start, folder="LOGS")
 Adverse events
     AE_TERMS: {PT: AeTerm};  MEDDRA_VERSION;  meddra_codes(term, llt) -> AE coding fields
@@ -492,6 +494,46 @@ _MH_TERMS = (
 )
 
 
+# The coding module's MedDRA-style coding of each medical-history term: (LLT, PT, SOC). Names
+# follow MedDRA's published structure for these few terms; the codes come from `_code` below and
+# are made up (prefix 9, never a real MedDRA code), as for AEs. No licensed content.
+_MH_CODING = {
+    "Hypertension": ("Hypertension", "Hypertension", "Vascular disorders"),
+    "Type 2 diabetes mellitus": ("Type 2 diabetes mellitus", "Type 2 diabetes mellitus",
+                                 "Metabolism and nutrition disorders"),
+    "Hyperlipidaemia": ("Hyperlipidaemia", "Hyperlipidaemia", "Metabolism and nutrition disorders"),
+    "Chronic hepatitis B (inactive carrier)": ("Hepatitis B carrier", "Chronic hepatitis B",
+                                               "Infections and infestations"),
+    "Gastro-oesophageal reflux disease": ("Gastro-oesophageal reflux disease",
+                                          "Gastrooesophageal reflux disease", "Gastrointestinal disorders"),
+    "Peripheral neuropathy": ("Peripheral neuropathy", "Neuropathy peripheral", "Nervous system disorders"),
+    "Herpes zoster": ("Herpes zoster", "Herpes zoster", "Infections and infestations"),
+    "Depression": ("Depression", "Depression", "Psychiatric disorders"),
+    "Hypothyroidism": ("Hypothyroidism", "Hypothyroidism", "Endocrine disorders"),
+    "Cholecystectomy": ("Cholecystectomy", "Cholecystectomy", "Surgical and medical procedures"),
+    "Benign prostatic hyperplasia": ("Benign prostatic hyperplasia", "Benign prostatic hyperplasia",
+                                     "Reproductive system and breast disorders"),
+    "Pneumonia": ("Pneumonia", "Pneumonia", "Infections and infestations"),
+    "Osteoarthritis": ("Osteoarthritis", "Osteoarthritis", "Musculoskeletal and connective tissue disorders"),
+    "Anxiety": ("Anxiety", "Anxiety", "Psychiatric disorders"),
+    "Deep vein thrombosis": ("Deep vein thrombosis", "Deep vein thrombosis", "Vascular disorders"),
+    "Chronic kidney disease stage 2": ("Chronic kidney disease stage 2", "Chronic kidney disease",
+                                       "Renal and urinary disorders"),
+}
+
+
+def mh_codes(term: str) -> dict[str, str | None]:
+    """The MH form's coding fields for a verbatim term (all None for a term the coder has not
+    coded yet). An LLT named like its PT shares the PT's code, as in MedDRA."""
+    coded = _MH_CODING.get(term)
+    if coded is None:
+        return {"MHLLT": None, "MHLLTCD": None, "MHPT": None, "MHPTCD": None, "MHSOC": None,
+                "MHSOCCD": None, "MHDICTV": None}
+    llt, pt, soc = coded
+    return {"MHLLT": llt, "MHLLTCD": _code("LLT", llt), "MHPT": pt, "MHPTCD": _code("PT", pt),
+            "MHSOC": soc, "MHSOCCD": _code("SOC", soc), "MHDICTV": MEDDRA_VERSION}
+
+
 def add_medical_history(rec: Recorder, subj: Subject, rng: np.random.Generator,
                         folder: str = "LOGS", n_range: tuple[int, int] = (0, 5)) -> list[dict]:
     """Relevant medical history; older start dates are often known only to the month or year."""
@@ -513,7 +555,8 @@ def add_medical_history(rec: Recorder, subj: Subject, rng: np.random.Generator,
             if end_txt is not None and end_txt < start_txt[: len(end_txt)]:
                 end_txt = None
         r = rec.add("MH", subj, folder, {"MHTERM": term, "MHSTDAT": start_txt,
-                                         "MHONGO": "Y" if ongoing else "N", "MHENDAT": end_txt},
+                                         "MHONGO": "Y" if ongoing else "N", "MHENDAT": end_txt,
+                                         **mh_codes(term)},
                     date=subj.consent_date)
         if r is not None:
             out.append(r)
@@ -609,6 +652,60 @@ def draw_prior_lines(rng: np.random.Generator, family: str, n_lines: int, diagno
     return lines[::-1]
 
 
+# The drug dictionary's coding of prior drug regimens (same conventions as _CM_CODING below):
+# the standardised name lists the regimen's agents as a multi-ingredient entry does; the
+# ATC-style class codes are made up (anatomical group "X", not used by ATC). Radiotherapy and
+# transplants are procedures (PR): no drug coding.
+_PROCEDURE_TYPES = ("2", "3", "4")   # PRTYPE radiotherapy, autologous / allogeneic SCT
+_COMBO = ("ANTINEOPLASTIC COMBINATION REGIMENS", "X10XC")
+_PRIOR_CODING = {
+    "R-CHOP": ("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE", *_COMBO),
+    "Pola-R-CHP": ("POLATUZUMAB VEDOTIN;RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;PREDNISONE", *_COMBO),
+    "DA-EPOCH-R": ("ETOPOSIDE;PREDNISONE;VINCRISTINE;CYCLOPHOSPHAMIDE;DOXORUBICIN;RITUXIMAB", *_COMBO),
+    "R-DHAP": ("RITUXIMAB;DEXAMETHASONE;CYTARABINE;CISPLATIN", *_COMBO),
+    "R-ICE": ("RITUXIMAB;IFOSFAMIDE;CARBOPLATIN;ETOPOSIDE", *_COMBO),
+    "R-GemOx": ("RITUXIMAB;GEMCITABINE;OXALIPLATIN", *_COMBO),
+    "Pola-BR": ("POLATUZUMAB VEDOTIN;BENDAMUSTINE;RITUXIMAB", *_COMBO),
+    "R-GDP": ("RITUXIMAB;GEMCITABINE;DEXAMETHASONE;CISPLATIN", *_COMBO),
+    "Lenalidomide + tafasitamab": ("LENALIDOMIDE;TAFASITAMAB", *_COMBO),
+    "R-CHOP/R-DHAP alternating": ("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE;"
+                                  "DEXAMETHASONE;CYTARABINE;CISPLATIN", *_COMBO),
+    "Bendamustine-rituximab": ("BENDAMUSTINE;RITUXIMAB", *_COMBO),
+    "R-BAC": ("RITUXIMAB;BENDAMUSTINE;CYTARABINE", *_COMBO),
+    "Lenalidomide-rituximab": ("LENALIDOMIDE;RITUXIMAB", *_COMBO),
+    "R-CVP": ("RITUXIMAB;CYCLOPHOSPHAMIDE;VINCRISTINE;PREDNISONE", *_COMBO),
+    "Obinutuzumab-bendamustine": ("OBINUTUZUMAB;BENDAMUSTINE", *_COMBO),
+    "Hyper-CVAD": ("CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE;METHOTREXATE;CYTARABINE", *_COMBO),
+    "Pediatric-inspired ALL regimen (CALGB 10403)": ("VINCRISTINE;DAUNORUBICIN;PREDNISONE;PEGASPARGASE;"
+                                                     "CYCLOPHOSPHAMIDE;CYTARABINE;METHOTREXATE;MERCAPTOPURINE", *_COMBO),
+    "VDCLP induction": ("VINCRISTINE;DAUNORUBICIN;CYCLOPHOSPHAMIDE;PEGASPARGASE;PREDNISONE", *_COMBO),
+    "FLAG-IDA": ("FLUDARABINE;CYTARABINE;FILGRASTIM;IDARUBICIN", *_COMBO),
+    "Ponatinib + chemotherapy": ("PONATINIB;CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE", *_COMBO),
+    "Glofitamab": ("GLOFITAMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Epcoritamab": ("EPCORITAMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Mosunetuzumab": ("MOSUNETUZUMAB", "CD20/CD3 BISPECIFIC ANTIBODIES", "X10FB"),
+    "Blinatumomab": ("BLINATUMOMAB", "CD19/CD3 BISPECIFIC ANTIBODIES", "X10FC"),
+    "Inotuzumab ozogamicin": ("INOTUZUMAB OZOGAMICIN", "ANTIBODY-DRUG CONJUGATES", "X10FD"),
+    "Ibrutinib": ("IBRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Zanubrutinib": ("ZANUBRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Acalabrutinib": ("ACALABRUTINIB", "BRUTON TYROSINE KINASE INHIBITORS", "X10EL"),
+    "Venetoclax": ("VENETOCLAX", "BCL-2 INHIBITORS", "X10XG"),
+    "PI3K inhibitor (copanlisib)": ("COPANLISIB", "PHOSPHATIDYLINOSITOL-3-KINASE INHIBITORS", "X10EM"),
+    "Tazemetostat": ("TAZEMETOSTAT", "EZH2 INHIBITORS", "X10XH"),
+    "Clofarabine-based salvage": ("CLOFARABINE", "PURINE ANALOGUES", "X10BB"),
+    "Autologous anti-CD19 CAR-T": ("AUTOLOGOUS ANTI-CD19 CAR-T CELLS", "CAR-T CELL THERAPIES", "X10XK"),
+}
+
+
+def prior_codes(regimen: str) -> dict[str, str | None]:
+    """The PRIOR form's drug coding of a regimen (None for procedures and uncoded names)."""
+    coded = _PRIOR_CODING.get(regimen)
+    if coded is None:
+        return {"PTDRUG": None, "PTATC": None, "PTATCCD": None, "PTDICTV": None}
+    std, cls, code = coded
+    return {"PTDRUG": std, "PTATC": cls, "PTATCCD": code, "PTDICTV": DRUG_DICTIONARY_VERSION}
+
+
 def add_prior_therapy(rec: Recorder, subj: Subject, lines: Sequence[PriorLine], rng: np.random.Generator,
                       folder: str = "LOGS") -> list[dict]:
     out = []
@@ -619,10 +716,54 @@ def add_prior_therapy(rec: Recorder, subj: Subject, lines: Sequence[PriorLine], 
             "PTLINE": ln.line, "PTTYPE": ln.ptype, "PTTRT": ln.regimen,
             "PTSTDAT": partial_iso(ln.start, rng, p_day_unknown=p_partial),
             "PTENDAT": partial_iso(ln.end, rng, p_day_unknown=p_partial),
-            "PTBOR": ln.best, "PTREFR": "Y" if ln.refractory else "N"}, date=subj.consent_date)
+            "PTBOR": ln.best, "PTREFR": "Y" if ln.refractory else "N",
+            **(prior_codes(ln.regimen) if ln.ptype not in _PROCEDURE_TYPES else prior_codes(""))},
+            date=subj.consent_date)
         if r is not None:
             out.append(r)
     return out
+
+
+# The coding module's drug dictionary: reported name -> (standardised name, class, class code).
+# Standardised names are the generic (INN) names in the style of a WHODrug preferred name; the
+# classes are ATC-style level-4 groups worded here. The class CODES are made up in the ATC shape
+# with anatomical group "X", which the ATC system does not use, so they can never be mistaken
+# for real ATC codes. No licensed dictionary content is included: only the drugs used here.
+DRUG_DICTIONARY_VERSION = "SIMDRUG 2026.1"
+_CM_CODING = {
+    "Acyclovir": ("ACICLOVIR", "NUCLEOSIDE ANTIVIRALS", "X05AB"),
+    "Letermovir": ("LETERMOVIR", "OTHER ANTIVIRALS", "X05AX"),
+    "Sulfamethoxazole/trimethoprim": ("SULFAMETHOXAZOLE;TRIMETHOPRIM", "SULFONAMIDE-TRIMETHOPRIM COMBINATIONS",
+                                      "X01EE"),
+    "Fluconazole": ("FLUCONAZOLE", "TRIAZOLE ANTIMYCOTICS", "X02AC"),
+    "Piperacillin/tazobactam": ("PIPERACILLIN;TAZOBACTAM", "PENICILLINS WITH BETA-LACTAMASE INHIBITOR",
+                                "X01CR"),
+    "Meropenem": ("MEROPENEM", "CARBAPENEMS", "X01DH"),
+    "Allopurinol": ("ALLOPURINOL", "URIC ACID PRODUCTION INHIBITORS", "X04AA"),
+    "Levetiracetam": ("LEVETIRACETAM", "OTHER ANTIEPILEPTICS", "X07AX"),
+    "Tocilizumab": ("TOCILIZUMAB", "INTERLEUKIN INHIBITORS", "X04AC"),
+    "Dexamethasone": ("DEXAMETHASONE", "GLUCOCORTICOIDS", "X02AB"),
+    "Immunoglobulin (IVIG)": ("IMMUNOGLOBULIN HUMAN NORMAL", "IMMUNOGLOBULINS, NORMAL HUMAN", "X06BA"),
+    "Filgrastim": ("FILGRASTIM", "COLONY STIMULATING FACTORS", "X03AA"),
+    "Plerixafor": ("PLERIXAFOR", "OTHER IMMUNOSTIMULANTS", "X03AX"),
+}
+
+
+# One class per made-up class code, over both drug lists.
+assert len({(code, cls) for _, cls, code in [*_CM_CODING.values(), *_PRIOR_CODING.values()]}) == \
+    len({code for *_, code in [*_CM_CODING.values(), *_PRIOR_CODING.values()]})
+# Every drug regimen the prior-line book can draw is coded.
+assert {r for book in _PRIOR_REGIMENS.values() for opts in book.values() for t, r, _ in opts
+        if t not in _PROCEDURE_TYPES} <= set(_PRIOR_CODING)
+
+
+def cm_codes(name: str) -> dict[str, str | None]:
+    """The CM form's coding fields for a reported medication (None for a drug not coded yet)."""
+    coded = _CM_CODING.get(name)
+    if coded is None:
+        return {"CMDRUG": None, "CMATC": None, "CMATCCD": None, "CMDICTV": None}
+    std, cls, code = coded
+    return {"CMDRUG": std, "CMATC": cls, "CMATCCD": code, "CMDICTV": DRUG_DICTIONARY_VERSION}
 
 
 def add_conmed(rec: Recorder, subj: Subject, name: str, start: dt.date, end: dt.date | None,
@@ -635,7 +776,8 @@ def add_conmed(rec: Recorder, subj: Subject, name: str, start: dt.date, end: dt.
     return rec.add("CM", subj, folder, {
         "CMTRT": name, "CMINDC": indication, "CMDOSE": dose, "CMDOSU": unit, "CMROUTE": route,
         "CMSTDAT": partial_iso(start, rng, p_day_unknown=0.02),
-        "CMENDAT": None if ongoing else iso(end), "CMONGO": "Y" if ongoing else "N"}, date=start)
+        "CMENDAT": None if ongoing else iso(end), "CMONGO": "Y" if ongoing else "N",
+        **cm_codes(name)}, date=start)
 
 
 # Anti-infective prophylaxis most cell-therapy protocols mandate from lymphodepletion.
@@ -825,8 +967,11 @@ def _check_codes_unique() -> None:
         assert len(codes) == len(set(codes)), f"made-up {level} codes collide"
     pts = [t.pt for t in _AE_LIST]
     llts = sorted({llt for t in _AE_LIST for llt, _ in t.llts} | set(pts))
-    codes = [_code("LLT", n) for n in llts]
+    llts = set(llts) | {n for llt, pt, _ in _MH_CODING.values() for n in (llt, pt)}
+    codes = [_code("LLT", n) for n in sorted(llts)]
     assert len(codes) == len(set(codes)), "made-up LLT/PT codes collide"
+    socs = sorted({t.soc for t in _AE_LIST} | {soc for _, _, soc in _MH_CODING.values()})
+    assert len({_code("SOC", n) for n in socs}) == len(socs), "made-up SOC codes collide"
 
 
 _check_codes_unique()

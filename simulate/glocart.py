@@ -757,6 +757,7 @@ class Emitter:
         transformed = plan.histology == "TFL"
         rec.add("DX", subj, "SCR", {
             "DXDAT": c.partial_iso(plan.diagnosis, rng, p_day_unknown=0.15),
+            "DXASDAT": c.iso(subj.consent_date),   # staged and scored at the screening visit
             "DXHIST": "DLBCL" if transformed and rng.random() < 0.3 else plan.histology,
             "RRSTAT": "REF" if plan.refractory else "REL", "STAGE": plan.stage, "ECOG": plan.ecog,
             "IPI": ipi, "NPRIOR": plan.n_prior, "BULKY": "Y" if plan.bulky else "N",

@@ -900,7 +900,7 @@ class SubjectSim:
         self.bm_blast0 = None if nhl else float(np.clip(C.lognormal(rng, {"median": 45, "sigma": 0.6}), 6, 95))
         rel = last_end + dt.timedelta(days=int(rng.integers(7, 25)))
         self.rec.add("DX", self.subj, "SCR", {
-            "DXDAT": C.partial_iso(dx, rng, p_day_unknown=0.15), "RRSTAT": rr,
+            "DXDAT": C.partial_iso(dx, rng, p_day_unknown=0.15), "DXASDAT": C.iso(scr), "RRSTAT": rr,
             "RELDAT": C.iso(min(rel, scr)), "NPRIOR": n_lines, "PRSCT": sct,
             "STAGE": C.pick(rng, prof["nhl"]["stage"]) if nhl else None,
             "BULKY": ("Y" if self.bulky else "N") if nhl else None,

@@ -39,6 +39,11 @@ EXTRA_CODELISTS = (
     "C66726",   # Dosage Form
     "C99077",   # Study Type Response
     "C71113",   # Frequency
+    # ECOG performance status as an RS clinical classification (RS001 / GLOCART baseline)
+    "C101815",  # ECOG Performance Status Clinical Classification Test Code (ECOG1TC)
+    "C101816",  # ECOG Performance Status Clinical Classification Test Name (ECOG1TN)
+    "C179943",  # ECOG Performance Status ORRES for ECOG101 (ECOG101OR)
+    "C179944",  # ECOG Performance Status STRESC for ECOG101 (ECOG101STR)
 )
 
 # SDTM model timing variables a domain may carry beyond its SDTMIG 3.4 table (SDTMIG 3.4

@@ -223,7 +223,11 @@ def test_keys_unique_and_dates_iso(built):
     if study == "RS001":
         pc = b.datasets()["PC"]
         assert pc["PCRFTDTC"].map(lambda v: bool(ISO_DTC.match(v))).all()
-        assert pc["PCELTM"].str.fullmatch(r"(P\d+D)?").all()
+        assert pc["PCELTM"].str.fullmatch(r"(P\d+D|PT0H)?").all()
+        # the pre-infusion sample is planned at the infusion start; only unscheduled ones have no plan
+        assert (pc.loc[pc["PCTPT"] == "PRE-INFUSION", "PCELTM"] == "PT0H").all()
+        assert (pc.loc[pc["PCELTM"] == "", "PCTPT"] == "UNSCHEDULED").all()
+        assert set(pc["PCNAM"]) == {"RS001 CENTRAL CELLULAR KINETICS LABORATORY"}
 
 
 CT_VARS = {
@@ -236,8 +240,16 @@ CT_VARS = {
     "PC": {"PCORRESU": "PKUNIT", "PCSTRESU": "PKUNIT", "PCSTAT": "ND", "PCSPEC": "SPECTYPE",
            "PCMETHOD": "METHOD"},
 }
-# Sponsor extensions of extensible codelists, documented in the spec that uses them.
-EXTENSIONS = {("PC", "PCORRESU"): {"cells/uL"}, ("PC", "PCSTRESU"): {"cells/uL"}}
+# Terms of CDISC Unit (C71620) outside its PK subset PKUNIT, documented in the spec that uses
+# them: no sponsor-made unit is left (the flow unit cells/uL is CT 10^6/L, synonym /uL).
+EXTENSIONS = {("PC", "PCORRESU"): {"10^6/L"}, ("PC", "PCSTRESU"): {"10^6/L"}}
+
+
+def test_unit_extensions_are_cdisc_unit_terms():
+    unit = metadata.codelist("UNIT")
+    for terms in EXTENSIONS.values():
+        assert all(unit.lookup(t) == t for t in terms)
+    assert unit.lookup("/uL") == "10^6/L"          # the collected cells/uL, as CT spells it
 
 
 def test_controlled_terms(built):
@@ -344,11 +356,12 @@ def test_golden_rs001():
          "2022-11-03T10:50", 5.0)
     r = _one(pc, USUBJID="RS001-101-001", PCTESTCD="CARDNT", PCTPT="DAY 4")
     assert (r.PCORRES, r.PCSTRESC, r.PCSTRESU, float(r.PCLLOQ), r.PCMETHOD) == \
-        ("<LLOQ", "BLQ", "cells/uL", 0.5, "FLOW CYTOMETRY")
+        ("<LLOQ", "BLQ", "10^6/L", 0.5, "FLOW CYTOMETRY")
     assert np.isnan(r.PCSTRESN)
     # ck.csv: 101-009 pre-infusion sample not collected
     r = _one(pc, USUBJID="RS001-101-009", PCTESTCD="CARTGENE", PCTPT="PRE-INFUSION")
-    assert (r.PCSTAT, r.PCREASND, r.PCSTRESC, r.PCORRESU, r.PCELTM) == ("NOT DONE", "Sample not collected", "", "", "")
+    assert (r.PCSTAT, r.PCREASND, r.PCSTRESC, r.PCORRESU, r.PCELTM) == ("NOT DONE", "Sample not collected", "", "",
+                                                                        "PT0H")
 
 
 def test_golden_glocart():

@@ -81,7 +81,9 @@ def test_record_counts_follow_the_raw_forms(built, study):
     ds = _ds(built, study)
     proc = raw("PRIOR")["PTTYPE"].isin(["2", "3", "4"])
     assert len(ds["CM"]) == len(raw("CM")) + (~proc).sum()
-    assert len(ds["MH"]) == len(raw("MH")) + len(raw("DX"))
+    # RS001 screen failures have no DX form: their diagnosis comes from ENR (mh_enr.yaml)
+    sf_without_dx = ~raw("ENR")["SUBJECT"].isin(raw("DX")["SUBJECT"]) & (raw("ENR")["ELIG"] == "N")
+    assert len(ds["MH"]) == len(raw("MH")) + len(raw("DX")) + (sf_without_dx.sum() if study == "RS001" else 0)
     assert len(ds["IE"]) == (raw("ENR")["ELIG"] == "N").sum()
     assert len(ds["DS"]) == (len(raw("IC")) + len(raw("ENR")) + (raw("DS")["DSDECOD"] != "2").sum()
                              + len(raw("DTH")))
@@ -269,7 +271,8 @@ def test_pr_golden(built):
     aph = _one(g, USUBJID="GLOCART-201-003", PRTRT="LYMPHOCYTE APHERESIS")
     assert (aph["PRPRESP"], aph["PROCCUR"], aph["PRSTDTC"], aph["VISIT"]) == ("Y", "Y", "2023-07-29",
                                                                                 "LYMPHOCYTE APHERESIS")
-    assert _supp(built, "GLOCART", "PR", "GLOCART-201-003", aph["PRSEQ"]) == {"MNCYLD": "3.14", "CD3YLD": "1.75"}
+    assert _supp(built, "GLOCART", "PR", "GLOCART-201-003", aph["PRSEQ"]) == {
+        "APHPRECI": "N", "MNCYLD": "3.14", "CD3YLD": "1.75"}
     day2 = _one(g, USUBJID="GLOCART-201-004", PRSTDTC="2023-10-12")
     assert _supp(built, "GLOCART", "PR", "GLOCART-201-004", day2["PRSEQ"]) == {
         "COLDAY": "2", "CD34YLD": "0.47", "MNCYLD": "4.29", "MOBREG": "G-CSF ALONE", "MOBSTDTC": "2023-10-06"}
@@ -295,9 +298,12 @@ def test_mh_golden(built):
     assert (dx["MHTERM"], dx["MHSCAT"], dx["MHSTDTC"], dx["MHEVDTYP"]) == (
         "Diffuse large B-cell lymphoma", "B-CELL NON-HODGKIN LYMPHOMA", "2018-10-30", "INITIAL DIAGNOSIS")
     supp = _supp(built, "RS001", "MH", "RS001-101-001", dx["MHSEQ"])
-    assert (supp["RRSTAT"], supp["RELDTC"], supp["NPRIOR"], supp["STAGE"], supp["ECOG"]) == (
-        "RELAPSED AFTER LAST LINE", "2022-08-01", "2", "III", "0")
+    assert (supp["RRSTAT"], supp["RELDTC"], supp["NPRIOR"]) == ("RELAPSED AFTER LAST LINE", "2022-08-01", "2")
     assert "BMBLAST" not in supp                     # not collected for B-NHL: no SUPP record
+    # baseline classifications are RS records now (rs_dx.yaml), not SUPPMH
+    assert not {"STAGE", "ECOG", "BULKY", "IPI", "LDHELEV"} & set(supp)
+    assert (dx["MHDECOD"], dx["MHBODSYS"]) == (
+        "Diffuse large B-cell lymphoma", "Neoplasms benign, malignant and unspecified (incl cysts and polyps)")
     g = _ds(built, "GLOCART")["MH"]
     ongoing = g[g["MHCAT"] == "GENERAL MEDICAL HISTORY"]
     assert set(ongoing["MHENRTPT"].dropna()) - {""} == {"ONGOING"}
@@ -320,3 +326,90 @@ def test_ie_criterion_text_and_category():
     cat, ctx = _run_criterion("IECAT", codes, decodes)
     assert cat.tolist() == ["INCLUSION", "EXCLUSION", "", ""]
     assert [(i[1], i[2]) for i in ctx.issues] == [(2, "ZZ9")]
+
+
+# -- issue 12: coding, screen-failure diagnosis, SUPPDM, apheresis contraindication ----------------
+
+@pytest.mark.parametrize("study", TRANSFERS)
+def test_mh_and_cm_are_coded(built, study):
+    """The coding module's MedDRA-style MH coding (MHDECOD / MHBODSYS) and the drug dictionary's
+    standardised name and ATC-style class (CMDECOD / CMCLAS / CMCLASCD) reach SDTM."""
+    ds = _ds(built, study)
+    mh, cm = ds["MH"], ds["CM"]
+    assert (mh["MHDECOD"] != "").all() and (mh["MHBODSYS"] != "").all()
+    hyp = mh[mh["MHTERM"] == "Peripheral neuropathy"]
+    assert set(zip(hyp["MHDECOD"], hyp["MHBODSYS"])) <= {("Neuropathy peripheral", "Nervous system disorders")}
+    con = cm[cm["CMCAT"] == "CONCOMITANT MEDICATION"]
+    # every record, prior anti-cancer regimens included (coded as multi-ingredient entries)
+    assert (cm[["CMDECOD", "CMCLAS", "CMCLASCD"]] != "").all().all()
+    rchop = cm[cm["CMTRT"] == "R-CHOP"]
+    assert set(rchop["CMDECOD"]) <= {"RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE"}
+    # one class per class code, codes in the made-up ATC shape (anatomical group X, not ATC's)
+    assert (cm.groupby("CMCLASCD")["CMCLAS"].nunique() == 1).all()
+    assert cm["CMCLASCD"].str.fullmatch(r"X\d\d[A-Z]{2}").all()
+    acy = con[con["CMTRT"] == "Acyclovir"]
+    assert set(acy["CMDECOD"]) == {"ACICLOVIR"} and set(acy["CMCLAS"]) == {"NUCLEOSIDE ANTIVIRALS"}
+
+
+def test_screen_failure_diagnosis_rs001(built):
+    """RS001 screen failures have no DX form: their disease and histology (ENR) are an MH
+    primary-diagnosis record, no longer lost."""
+    enr = _raw(built, "RS001", "ENR")
+    mh = _ds(built, "RS001")["MH"]
+    sf = enr[enr["ELIG"] == "N"]
+    assert len(sf) > 0
+    dx = mh[(mh["MHCAT"] == "PRIMARY DIAGNOSIS") & mh["USUBJID"].isin("RS001-" + sf["SUBJECT"])]
+    assert len(dx) == len(sf)
+    got = dict(zip(dx["USUBJID"], zip(dx["MHTERM"], dx["MHSCAT"])))
+    for r in sf.itertuples():
+        disease = {"B-NHL": "B-CELL NON-HODGKIN LYMPHOMA", "B-ALL": "B-CELL ACUTE LYMPHOBLASTIC LEUKEMIA"}[r.DISEASE]
+        assert got["RS001-" + r.SUBJECT] == (r.HISTOL_DEC, disease)
+    # exactly one primary diagnosis per subject
+    assert not mh[mh["MHCAT"] == "PRIMARY DIAGNOSIS"].duplicated("USUBJID").any()
+
+
+@pytest.mark.parametrize("study", TRANSFERS)
+def test_suppdm_raceoth_and_xplan(built, study):
+    dm_raw = _raw(built, study, "DM")
+    ds = _ds(built, study)
+    supp = ds.get("SUPPDM", pd.DataFrame(columns=["USUBJID", "QNAM", "QVAL", "IDVAR", "IDVARVAL"]))
+    race = supp[supp["QNAM"] == "RACEOTH"]
+    other = dm_raw[dm_raw["RACEOTH"] != ""]
+    assert dict(zip(race["USUBJID"], race["QVAL"])) == dict(zip(study + "-" + other["SUBJECT"], other["RACEOTH"]))
+    assert (supp["IDVAR"] == "").all() and (supp["IDVARVAL"] == "").all()     # DM: the subject is the key
+    if study == "RS001":
+        assert len(race) >= 1 and set(ds["DM"].set_index("USUBJID").loc[race["USUBJID"], "RACE"]) == {"OTHER"}
+    else:
+        enr = _raw(built, study, "ENR")
+        xplan = supp[supp["QNAM"] == "XPLAN"]
+        planned = enr[enr["XPLAN"] != ""]
+        assert dict(zip(xplan["USUBJID"], xplan["QVAL"])) == dict(zip(study + "-" + planned["SUBJECT"], planned["XPLAN"]))
+
+
+def test_apheresis_contraindication_reason_is_mapped():
+    """APHCIR (reason apheresis before glofitamab was contraindicated) lands in SUPPPR with the
+    contraindication, for a deferred (done later) and a not-yet-done apheresis. The sample has no
+    contraindicated subject (5 %), so two of its records are edited the way the EDC would hold them."""
+    import dataclasses
+
+    from sdtm.engine import map_domain
+    from sdtm.spec import load_specs
+
+    raw = read_transfer(TRANSFERS["GLOCART"], study="GLOCART")
+    aph = raw.frames["APH"].copy()
+    aph.loc[0, ["APHCI", "APHCI_DEC", "APHCIR", "APHCIR_DEC"]] = ["Y", "Yes", "CYTO", "Insufficient blood counts"]
+    aph.loc[1, ["APHCI", "APHCI_DEC", "APHCIR", "APHCIR_DEC", "APHDAT", "APHDAT_RAW", "APHMNC", "APHCD3"]] = [
+        "Y", "Yes", "INF", "Active infection", "", "", "", ""]
+    raw = dataclasses.replace(raw, frames={**raw.frames, "APH": aph})
+    study = load_study("GLOCART")
+    spec = next(s for s in load_specs("GLOCART", raw.forms)["PR"] if s.source == "APH")
+    res, _ = map_domain(spec, raw, study)
+    pr, supp = res.data, res.supp
+    for i, (reason, occur) in enumerate([("Insufficient blood counts", "Y"), ("Active infection", "N")]):
+        usubjid = "GLOCART-" + aph.at[i, "SUBJECT"]
+        rec = pr[pr["USUBJID"] == usubjid].iloc[0]
+        assert rec["PROCCUR"] == occur
+        q = supp[(supp["USUBJID"] == usubjid) & (supp["IDVARVAL"] == f"{rec['PRSEQ']:.0f}")]
+        got = dict(zip(q["QNAM"], q["QVAL"]))
+        assert (got["APHPRECI"], got["APHCIRSN"]) == ("Y", reason)
+    assert "PRREASOC" not in set(supp["QNAM"])     # not a model-variable name as QNAM

@@ -158,16 +158,16 @@ def test_record_counts(built):
         nhl, all_ = _raw(raw, "RSNHL"), _raw(raw, "RSALL")
         assert len(tr) == from_tl + _n(nhl, "RSSPD", "DEAUV")
         assert len(b.results["RS"].data) == _n(nhl, "LUGRESP", "LYRRESP", "METRESP", "RSNEWL") \
-            + _n(all_, "ALLRESP", "MRDNEG", "EMD", "ANCREC", "PLTREC")
+            + _n(all_, "ALLRESP", "MRDNEG", "EMD", "ANCREC", "PLTREC") + _n(_raw(raw, "DX"), "ECOG", "STAGE", "BULKY")
         assert len(_from(b, "LB", "RSALL")) == _n(all_, "BMBLAST", "MRDRES")
     else:
         rsp, ct = _raw(raw, "RSP"), _raw(raw, "CTDNA")
         visits = tl[tl["TLCAT"] == "T"].groupby(["SUBJECT", "FOLDER", "FOLDERSEQ"]).ngroups
         assert len(tr) == from_tl + visits + _n(rsp, "DEAUV")
-        assert len(b.results["RS"].data) == _n(rsp, "RSOVR", "RSNEWL")
+        assert len(b.results["RS"].data) == _n(rsp, "RSOVR", "RSNEWL") + _n(_raw(raw, "DX"), "ECOG", "STAGE", "BULKY", "IPI")
         assert len(_from(b, "LB", "CTDNA")) == _n(ct, "CTRES", "CTVAL")
         supp = b.datasets()["SUPPRS"]
-        assert len(supp) == len(b.results["RS"].data) and set(supp["QNAM"]) == {"RSPHASE"}
+        assert len(supp) == len(_from(b, "RS", "RSP")) and set(supp["QNAM"]) == {"RSPHASE"}
 
 
 NATURAL_KEYS = {"TU": ["USUBJID", "TULNKID"], "TR": ["USUBJID", "VISITNUM", "TRLNKID", "TRTESTCD"],
@@ -184,7 +184,10 @@ def test_keys_unique_and_dates_iso(built):
         assert not df.fillna({"TRLNKID": ""}).duplicated(natural).any(), dom
         assert df[f"{dom}DTC"].map(lambda v: bool(ISO_DTC.match(v))).all()
         assert (df[f"{dom}DTC"].str.len() == 10).all()          # every assessment date is complete
-        assert df["VISITNUM"].notna().all() and df[f"{dom}DY"].notna().all()
+        # screen failures (no RFSTDTC) have only baseline classifications, which have no study day
+        treated = df["USUBJID"].isin(ds["DM"].loc[ds["DM"]["RFSTDTC"] != "", "USUBJID"])
+        assert df["VISITNUM"].notna().all() and df.loc[treated, f"{dom}DY"].notna().all()
+        assert (df.loc[~treated, "RSCAT"].isin(BASELINE_CATEGORIES)).all() if dom == "RS" else treated.all()
         assert (df[f"{dom}TESTCD"].str.len() <= 8).all() and (df[f"{dom}TEST"].str.len() <= 40).all()
         assert df.select_dtypes(object).apply(lambda c: c.fillna("").astype(str).str.len().max()).max() <= 200
 
@@ -192,14 +195,16 @@ def test_keys_unique_and_dates_iso(built):
 # Sponsor-defined terms of extensible codelists (CT 2025-03-28 has none for these concepts);
 # each is documented in the spec that emits it.
 SPONSOR_TERMS = {
-    "TULOC": {"OTHER EXTRANODAL SITE"},
-    "RSCAT": {"LYRIC 2016", "NCCN ALL V3.2025"},
-    "RSTESTCD": {"EMDIND", "ANCRECIN", "PLTRECIN"},
-    "RSTEST": {"Extramedullary Disease Indicator", "Neutrophil Recovery Indicator", "Platelet Recovery Indicator"},
+    "RSCAT": {"LYRIC 2016", "NCCN ALL V3.2025", "ANN ARBOR STAGING", "INTERNATIONAL PROGNOSTIC INDEX"},
+    "RSTESTCD": {"EMDIND", "ANCRECIN", "PLTRECIN", "ANNARB01", "ANNARB02", "IPI01"},
+    "RSTEST": {"Extramedullary Disease Indicator", "Neutrophil Recovery Indicator", "Platelet Recovery Indicator",
+               "ANNARB1-Ann Arbor Stage", "ANNARB1-Bulky Disease", "IPI1-IPI Total Score"},
+    "RSSTRESC": {"IR1", "IR2", "IR3"},
     "LBTESTCD": {"MRD", "CTDNA", "CTDNACON"},
     "LBTEST": {"Measurable Residual Disease", "Circulating Tumor DNA", "Circulating Tumor DNA Concentration"},
 }
 INDICATORS = {"NEWLIND", "EMDIND", "ANCRECIN", "PLTRECIN"}     # RS tests answered Y/N (NY)
+BASELINE_CATEGORIES = {"ECOG", "ANN ARBOR STAGING", "INTERNATIONAL PROGNOSTIC INDEX"}   # rs_dx.yaml
 
 
 def _is_term(value, codelists):
@@ -207,7 +212,7 @@ def _is_term(value, codelists):
 
 
 def test_sponsor_terms_extend_extensible_codelists_only():
-    owner = {"TULOC": ("TU", "TULOC"), "RSCAT": ("RS", "RSCAT"), "RSTESTCD": ("RS", "RSTESTCD"),
+    owner = {"RSSTRESC": ("RS", "RSSTRESC"), "RSCAT": ("RS", "RSCAT"), "RSTESTCD": ("RS", "RSTESTCD"),
              "RSTEST": ("RS", "RSTEST"), "LBTESTCD": ("LB", "LBTESTCD"), "LBTEST": ("LB", "LBTEST")}
     for var, terms in SPONSOR_TERMS.items():
         codelists = metadata.domain(owner[var][0]).var(owner[var][1]).codelists
@@ -221,6 +226,8 @@ def test_controlled_terms(built):
     ds = b.datasets()
     for dom in ("TU", "TR", "RS"):
         df = ds[dom]
+        if dom == "RS":     # baseline clinical classifications: checked by test_baseline_classifications
+            df = df[~df["RSCAT"].isin(BASELINE_CATEGORIES)]
         meta = metadata.domain(dom)
         for var in df.columns:
             codelists = meta.var(var).codelists if meta.has(var) else ()
@@ -311,7 +318,7 @@ def test_golden_rs001():
     assert lesions["TULNKID"].tolist() == ["T01", "T02", "T03", "T04", "NEW01"]
     t02 = _one(tu, USUBJID=s, TULNKID="T02")
     assert (t02.TUSTRESC, t02.TULOC, t02.TUMETHOD, t02.TUDTC, t02.VISITNUM, t02.TULOBXFL) == \
-        ("TARGET", "OTHER EXTRANODAL SITE", "PET/CT SCAN", "2022-10-19", 1, "Y")
+        ("TARGET", "EXTRANODAL REGION", "PET/CT SCAN", "2022-10-19", 1, "Y")
     new = _one(tu, USUBJID=s, TULNKID="NEW01")
     assert (new.TUORRES, new.TULOC, new.TUDTC, new.VISIT, new.TULOBXFL) == \
         ("NEW", "ABDOMINAL LYMPH NODE", "2023-02-06", "MONTH 3", "")
@@ -325,9 +332,10 @@ def test_golden_rs001():
         ("LUGANO CLASSIFICATION", "OVRLRESP"): "PD", ("LYRIC 2016", "OVRLRESP"): "PD",
         ("LUGANO CLASSIFICATION", "METBRESP"): "PMD", ("LUGANO CLASSIFICATION", "NEWLIND"): "Y"}
     assert set(m3["RSDTC"]) == {"2023-02-06"} and set(m3["RSEVAL"]) == {"INVESTIGATOR"}
-    # 103-003 Day 28: Lugano PD, LYRIC IR1 (CT: indeterminate response), CT-only imaging
+    # 103-003 Day 28: Lugano PD, LYRIC IR1 (kept as IR1 in RSSTRESC: analysis tells the IR kinds
+    # apart), CT-only imaging
     ir = _one(rs, USUBJID="RS001-103-003", VISIT="DAY 28", RSCAT="LYRIC 2016")
-    assert (ir.RSORRES, ir.RSSTRESC) == ("IR1", "INDETERMINATE RESPONSE")
+    assert (ir.RSORRES, ir.RSSTRESC) == ("IR1", "IR1")
     assert set(tr.loc[(tr["USUBJID"] == "RS001-103-003") & (tr["VISIT"] == "DAY 28"), "TRMETHOD"]) == {"CT SCAN"}
     # 101-009 Day 28: no metabolic response (NMR) is CT stable metabolic disease
     nmr = _one(rs, USUBJID="RS001-101-009", VISIT="DAY 28", RSTESTCD="METBRESP")
@@ -339,7 +347,9 @@ def test_golden_rs001():
     assert _one(all_, VISIT="MONTH 9", RSTESTCD="OVRLRESP").RSSTRESC == "RELAPSED DISEASE"
     assert _one(all_, VISIT="DAY 28", RSTESTCD="PLTRECIN").RSSTRESC == "N"
     assert set(all_.loc[all_["RSTESTCD"] == "MRDRESP", "RSORRES"]) == {"POSITIVE"}
-    assert (all_["VISIT"] == "SCREENING").sum() == 2        # screening: MRD status and EMD only
+    # screening: MRD status and EMD only (besides the ECOG baseline classification)
+    assert (all_["VISIT"] == "SCREENING").sum() == 3 and set(all_.loc[all_["VISIT"] == "SCREENING", "RSTESTCD"]) == {
+        "MRDRESP", "EMDIND", "ECOG101"}
     # 101-005: MRD "<0.01" at Day 28 is MRD negative; the level keeps its text in LB
     mrd = _one(rs, USUBJID="RS001-101-005", VISIT="DAY 28", RSTESTCD="MRDRESP")
     assert (mrd.RSORRES, mrd.RSSTRESC) == ("NEGATIVE", "NEGATIVE")
@@ -374,7 +384,7 @@ def test_golden_glocart():
     assert (spd.TRORRES, spd.TRSTRESN, spd.TRORRESU, spd.TRMETHOD, spd.TRLOBXFL) == \
         ("5763", 5763.0, "mm2", "PET/CT SCAN", "Y")
     nt = _one(tu, USUBJID="GLOCART-203-001", TULNKID="NT01")
-    assert (nt.TUSTRESC, nt.TULOC) == ("NON-TARGET", "OTHER EXTRANODAL SITE")
+    assert (nt.TUSTRESC, nt.TULOC) == ("NON-TARGET", "EXTRANODAL REGION")
     # 202-003: CR at end of phase 1 and Day 28, then PD with a new bone lesion at an
     # unscheduled visit after Day 28
     s = "GLOCART-202-003"
@@ -418,3 +428,76 @@ def test_tu_and_tr_agree_on_the_visit_of_each_identification(study):
     assert (pairs["VISITNUM_TU"] == pairs["VISITNUM_TR"]).all()
     assert (pairs["VISIT_TU"] == pairs["VISIT_TR"]).all()
 
+
+
+# -- baseline disease characteristics as RS clinical classifications (rs_dx.yaml) -----------------
+
+def test_baseline_classifications(built):
+    """ECOG, Ann Arbor stage, bulky disease (and GLOCART's IPI) are RS clinical classifications
+    from the DX form, one record per answer, with CT where CT has the classification (ECOG)."""
+    study, raw, b = built
+    ds = b.datasets()
+    rs, dm = ds["RS"], ds["DM"]
+    dx = _raw(raw, "DX")
+    base = rs[rs["RSCAT"].isin(BASELINE_CATEGORIES)]
+    items = {"ECOG": "ECOG101", "STAGE": "ANNARB01", "BULKY": "ANNARB02"} | ({"IPI": "IPI01"} if study == "GLOCART" else {})
+    assert len(base) == _n(dx, *items)
+    got = {(r.USUBJID, r.RSTESTCD): r.RSSTRESC for r in base.itertuples()}
+    want = {(f"{study}-{s}", code): v for field, code in items.items()
+            for s, v in zip(dx["SUBJECT"], dx[field]) if v != ""}
+    assert got == want
+    ecog = base[base["RSCAT"] == "ECOG"]
+    # CT: category, test code/name and results from the ECOG codelists
+    assert _is_term("ECOG", ["C118971"])
+    assert set(ecog["RSTESTCD"]) == {"ECOG101"} and metadata.codelist("ECOG1TC").lookup("ECOG101") == "ECOG101"
+    assert set(ecog["RSTEST"]) == {metadata.codelist("ECOG1TN").lookup("ECOG1-Performance Status")}
+    assert all(_is_term(v, ["C179944"]) for v in ecog["RSSTRESC"])
+    assert all(_is_term(v, ["C179943"]) for v in ecog["RSORRES"])
+    num = pd.to_numeric(base["RSSTRESN"], errors="coerce")      # Num once conformed ('' -> missing)
+    assert (num[ecog.index] == ecog["RSSTRESC"].astype(float)).all()
+    first = ecog[ecog["RSSTRESC"] == "0"]
+    assert set(first["RSORRES"]) <= {"Fully active, able to carry on all pre-disease performance without restriction"}
+    stage = base[base["RSTESTCD"] == "ANNARB01"]
+    assert set(stage["RSSTRESC"]) <= {"I", "II", "III", "IV"} and num[stage.index].isna().all()
+    assert set(base.loc[base["RSTESTCD"] == "ANNARB02", "RSSTRESC"]) <= {"Y", "N"}
+    if study == "GLOCART":
+        ipi = base[base["RSTESTCD"] == "IPI01"]
+        assert num[ipi.index].between(0, 5).all() and (num[ipi.index] == ipi["RSSTRESC"].astype(float)).all()
+    # dated at the screening assessment; every treated subject has a baseline (LOBXFL) ECOG
+    assert (base["VISIT"] == "SCREENING").all() and (base["EPOCH"] == "SCREENING").all()
+    treated = set(dm.loc[dm["RFXSTDTC"] != "", "USUBJID"])
+    flagged = ecog[ecog["RSLOBXFL"] == "Y"]
+    assert set(flagged["USUBJID"]) == treated and not flagged["USUBJID"].duplicated().any()
+    # no longer SUPPMH qualifiers
+    assert not {"STAGE", "ECOG", "BULKY", "IPI", "LDHELEV"} & set(ds["SUPPMH"]["QNAM"])
+
+
+def test_ldh_at_baseline_is_a_lab_glocart():
+    """GLOCART's IPI LDH component: the screening LDH is an LB record with its unit and
+    reference range (no SUPPMH LDHELEV); every enrolled subject has one."""
+    _, raw, b = _build("GLOCART")
+    lb, dm = b.datasets()["LB"], b.datasets()["DM"]
+    ldh = lb[(lb["LBTESTCD"] == "LDH") & (lb["VISIT"] == "SCREENING")]
+    assert set(ldh["USUBJID"]) == set(dm.loc[dm["ARMNRS"] != "SCREEN FAILURE", "USUBJID"])
+    assert (ldh[["LBORRESU", "LBSTRESU", "LBORNRHI", "LBSTNRHI"]] != "").all().all()
+    assert set(ldh["LBNRIND"]) <= {"LOW", "NORMAL", "HIGH"}
+
+
+def test_lyric_indeterminate_kinds_in_stresc_rs001():
+    """LYRIC IR1/IR2/IR3 stay apart in RSSTRESC (sponsor terms for CT INDETERMINATE RESPONSE)."""
+    _, raw, b = _build("RS001")
+    rs = _from(b, "RS", "RSNHL")
+    lyric = rs[rs["RSCAT"] == "LYRIC 2016"]
+    ir = lyric[lyric["RSORRES"].str.startswith("IR")]
+    assert len(ir) >= 1 and (ir["RSSTRESC"] == ir["RSORRES"]).all()
+    assert "INDETERMINATE RESPONSE" not in set(lyric["RSSTRESC"])
+
+
+@pytest.mark.parametrize("study", ["RS001", "GLOCART"])
+def test_tuloc_is_ct(study):
+    """Every lesion location is a CT LOC term: no sponsor extension left."""
+    _, _, b = _build(study)
+    tu = b.datasets()["TU"]
+    loc = metadata.codelist("LOC")
+    assert all(loc.lookup(v) == v for v in tu["TULOC"].unique())
+    assert "EXTRANODAL REGION" in set(tu["TULOC"])
