@@ -24,7 +24,17 @@ from clinpipe.config import load_study
 from clinpipe.outputs import staged_layer
 from clinpipe.paths import mappings_dir
 
-DATASETS = ("ADSL",)
+
+def _adsl(frames, study, built):
+    return build_adsl(frames, study, frames.cutoff)
+
+
+# The builders in build order: each takes (the SDTM as of the cut-off, the study configuration,
+# the ADaM datasets built so far) and returns its dataset; one that does not apply to a study
+# (no PC data, say) returns None and is not written.
+BUILDERS = {
+    "ADSL": _adsl,
+}
 
 
 @dataclass
@@ -68,7 +78,11 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     sdtm = read_sdtm(sdtm_dir)
     cut = resolve_cutoff(sdtm, study, cutoff)
     frames = CutoffView(sdtm, cut)
-    datasets = {"ADSL": build_adsl(frames, study, cut)}
+    datasets: dict[str, pd.DataFrame] = {}
+    for name, builder in BUILDERS.items():
+        df = builder(frames, study, datasets)
+        if df is not None:
+            datasets[name] = df
     progress(f"  {study_id}: built ADaM {', '.join(datasets)} (cut-off {cut}; "
              f"{sum(frames.dropped.values())} SDTM records after it left out, {time.perf_counter() - t0:.1f} s)")
     written = {}
