@@ -833,6 +833,10 @@ class SubjectSim:
             self._nhl_assessments(eff, nhl_lesions, curves)
         else:
             self._all_assessments(eff, curves)
+        # An AE before a treatment's first dose is not related to it (RS001 cells on Day 0, FC
+        # from its first day).
+        ld_first = min(d for a in self.study.regimen("FC").agents for d in a.days)
+        C.set_first_doses(subj, {"AEREL": subj.day0, "AERELLD": subj.on(ld_first)})
         for ep in tox["episodes"]:
             C.add_ae_episode(self.rec, subj, ep, rng)
         self._conmeds(tox)
@@ -1335,7 +1339,7 @@ class SubjectSim:
     def _end_of_study(self, fate: Fate) -> None:
         subj, rec = self.subj, self.rec
         if subj.death_date is not None and subj.death_date <= subj.transfer_date:
-            C.add_death(rec, subj, fate.death_cause, fate.death_text, rng=self.rng)
+            C.add_death(rec, subj, fate.death_cause, fate.death_text, rng=self.rng, fatal_pt=fate.fatal_pt)
             C.add_disposition(rec, subj, subj.death_date, "2", "Death")
             self.truth.update(death_date=C.iso(subj.death_date), death_cause=fate.death_cause,
                               end_date=C.iso(subj.death_date), end_reason="DEATH")
