@@ -919,6 +919,19 @@ def set_first_doses(subj: Subject, doses: dict[str, dt.date | None]) -> None:
     subj.extra[FIRST_DOSE] = dict(doses)
 
 
+def first_recorded(rec: Recorder, subj: Subject, form: str, date_field: str) -> dt.date | None:
+    """Earliest date in `date_field` of the subject's records of `form` written so far (the
+    subject's records are the latest ones: subjects are generated one after another), so the
+    relationship rule follows the dates actually given, schedule jitter included."""
+    dates = []
+    for r in reversed(rec.records.get(form, [])):
+        if r["SUBJECT"] != subj.subject:
+            break
+        if r.get(date_field) and len(r[date_field]) == 10:      # full dates only
+            dates.append(r[date_field])
+    return from_iso(min(dates)) if dates else None
+
+
 def relationships(rec: Recorder, subj: Subject, ep: Episode) -> dict[str, str | None]:
     """The AE form's relationship answers for an episode. The episode says which treatments
     caused it (rel, rel_ld, rels); an event that starts before a treatment's first dose is

@@ -834,9 +834,8 @@ class SubjectSim:
         else:
             self._all_assessments(eff, curves)
         # An AE before a treatment's first dose is not related to it (RS001 cells on Day 0, FC
-        # from its first day).
-        ld_first = min(d for a in self.study.regimen("FC").agents for d in a.days)
-        C.set_first_doses(subj, {"AEREL": subj.day0, "AERELLD": subj.on(ld_first)})
+        # from the first lymphodepletion record).
+        C.set_first_doses(subj, {"AEREL": subj.day0, "AERELLD": C.first_recorded(self.rec, subj, "LD", "LDDAT")})
         for ep in tox["episodes"]:
             C.add_ae_episode(self.rec, subj, ep, rng)
         self._conmeds(tox)
