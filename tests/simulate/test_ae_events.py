@@ -84,13 +84,6 @@ def test_grade_records_of_one_event_share_aegrpid(sims, key):
     assert ae.groupby("SUBJECT")["AEGRPID"].nunique().sum() < len(ae)
 
 
-def test_event_counts_of_the_samples(sims):
-    """The issue's counts: RS001 454 records = 242 events; GLOCART 457 + the cardiac arrest."""
-    for key, (records, events) in {("RS001", 1): (454, 242), ("GLOCART", 1): (458, 336)}.items():
-        ae = _ae(sims[key])
-        assert (len(ae), ae.groupby("SUBJECT")["AEGRPID"].nunique().sum()) == (records, events)
-
-
 def test_seriousness_can_change_within_an_event(sims):
     changed = 0
     for sim in sims.values():
@@ -124,11 +117,17 @@ def test_death_due_to_ae_has_its_grade5_ae(sims, key):
     assert all(d["DTHCAUS"] != "3" for d in sim.records["DTH"]) or key[0] != "GLOCART"
 
 
-def test_glocart_cardiac_arrest_death_has_its_ae(sims):
-    sim = sims[("GLOCART", 1)]
-    (d,) = [d for d in sim.records["DTH"] if d["SUBJECT"] == "203-004"]
-    assert (d["DTHCAUS"], d["DTHCAUSO"]) == ("2", "Cardiac arrest")
-    ae = _ae(sim)
-    (f,) = ae[(ae["SUBJECT"] == "203-004") & (ae["AEOUT"] == "5")].to_dict("records")
-    assert (f["AEPT"], f["AETOXGR"], f["AESTDAT"], f["AEENDAT"]) == ("Cardiac arrest", "5", d["DTHDAT"], d["DTHDAT"])
-    assert _truth(sim).loc["203-004", "death_cause"] == "2"
+def test_glocart_cardiac_arrest_deaths_have_their_ae(sims):
+    """GLOCART's sudden deaths in follow-up (e.g. GLOCART-203-004 in the sample) are cardiac
+    arrests: a death due to an AE with a grade-5 Cardiac arrest AE on the death date."""
+    n = 0
+    for seed in (1, 7):
+        sim = sims[("GLOCART", seed)]
+        ae, truth = _ae(sim), _truth(sim)
+        for d in (d for d in sim.records["DTH"] if d["DTHCAUSO"] == "Cardiac arrest"):
+            assert d["DTHCAUS"] == "2" and truth.loc[d["SUBJECT"], "death_cause"] == "2"
+            (f,) = ae[(ae["SUBJECT"] == d["SUBJECT"]) & (ae["AEOUT"] == "5")].to_dict("records")
+            assert (f["AEPT"], f["AETOXGR"], f["AESTDAT"], f["AEENDAT"]) == (
+                "Cardiac arrest", "5", d["DTHDAT"], d["DTHDAT"])
+            n += 1
+    assert n >= 1
