@@ -138,6 +138,15 @@ def load_forms(study: str, root: Path | None = None) -> FormsConfig:
             raise ConfigError(f"common form(s) {missing} not in {library.path}", file=loaded.path,
                               field="common", hint=f"use one of {sorted(lib_forms)}")
         taken = [lib_forms[oid] for oid in common]
+        # `extend: {AE: [fields]}` adds a study's own fields to a library form (e.g. GLOCART's
+        # relationship to each of its study treatments), after the library's fields.
+        extend = data.pop("extend", None) or {}
+        unknown = [oid for oid in extend if oid not in common]
+        if unknown:
+            from clinpipe.errors import ConfigError
+            raise ConfigError(f"extend names form(s) {unknown} the study does not take from the library",
+                              file=loaded.path, field="extend", hint=f"extend one of {common}")
+        taken = [{**f, "fields": [*f["fields"], *extend.get(f["oid"], [])]} for f in taken]
         used = {fld.get("codelist") for form in taken for fld in form["fields"]} - {None}
         codelists = {k: v for k, v in library.data["codelists"].items() if k in used}
         codelists.update(data.get("codelists") or {})

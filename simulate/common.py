@@ -938,6 +938,10 @@ _AE_LIST = (
            (("Tumor flare", "Tumor flare"), ("Pseudoprogression", "Pseudoprogression"))),
     AeTerm("Infusion related reaction", "Infusion related reactions", "Administration site reactions", _GEN,
            (("Infusion related reaction", "Infusion reaction"), ("Chills", "Chills during infusion"))),
+    # Fatal events a death form names without an AE course before it (add_death).
+    AeTerm("Cardiac arrest", "Ventricular arrhythmias and cardiac arrest", "Cardiac arrhythmias", "Cardiac disorders",
+           (("Cardiac arrest", "Cardiac arrest"), ("Cardiorespiratory arrest", "Cardiorespiratory arrest"))),
+    AeTerm("Death", "Death and sudden death", "Fatal outcomes", _GEN, (("Death", "Death"),)),
 )
 
 AE_TERMS: dict[str, AeTerm] = {t.pt: t for t in _AE_LIST}
@@ -992,8 +996,11 @@ class Segment:
 class Episode:
     pt: str
     segments: list[Segment]
-    rel: str = "1"               # AEREL code: 1 not related ... 5 definitely related
+    rel: str = "1"               # AEREL code (cell therapy): 1 not related ... 5 definitely related
     rel_ld: str | None = None    # relationship to lymphodepletion / conditioning
+    # Relationship to a study's other treatments, by AE form field (GLOCART: AERELOBI,
+    # AERELGLO, AERELAX); a treatment not named here that was given before onset: not related.
+    rels: dict[str, str] = field(default_factory=dict)
     scale: str = "CTCAE"         # CTCAE | ASTCT (CRS, ICANS) | GVHD (GVHD grade in AETOXGR)
     fatal: bool = False          # the last segment is grade 5 and ends on the death date
     llt_index: int = 0
@@ -1069,14 +1076,61 @@ def _serious(term: AeTerm, grade: int, fatal_seg: bool, rng: np.random.Generator
     return {"AESER": "Y", **crit}
 
 
+FIRST_DOSE = "first_dose"   # Subject.extra key: AE relationship field -> first date of that treatment
+
+
+def set_first_doses(subj: Subject, doses: dict[str, dt.date | None]) -> None:
+    """Register when each study treatment was first given, by the AE form field that asks for
+    the relationship to it (None: never given). add_ae_episode attributes no relationship to a
+    treatment the subject had not yet received when the event started."""
+    subj.extra[FIRST_DOSE] = dict(doses)
+
+
+def first_recorded(rec: Recorder, subj: Subject, form: str, date_field: str) -> dt.date | None:
+    """Earliest date in `date_field` of the subject's records of `form` written so far (the
+    subject's records are the latest ones: subjects are generated one after another), so the
+    relationship rule follows the dates actually given, schedule jitter included."""
+    dates = []
+    for r in reversed(rec.records.get(form, [])):
+        if r["SUBJECT"] != subj.subject:
+            break
+        if r.get(date_field) and len(r[date_field]) == 10:      # full dates only
+            dates.append(r[date_field])
+    return from_iso(min(dates)) if dates else None
+
+
+def relationships(rec: Recorder, subj: Subject, ep: Episode) -> dict[str, str | None]:
+    """The AE form's relationship answers for an episode. The episode says which treatments
+    caused it (rel, rel_ld, rels); an event that starts before a treatment's first dose is
+    "Not related" to it (blank when the subject never had an optional one, e.g. agent X), and
+    an already given treatment the episode does not name is "Not related"."""
+    fields = rec.forms.form("AE").field_by_oid
+    given = {"AEREL": ep.rel, "AERELLD": ep.rel_ld}
+    names = [f for f in fields if f.startswith("AEREL")]
+    out = {f: given[f] if f in given else ep.rels.get(f, "1") for f in names}
+    onset = ep.segments[0].start
+    for f, first in subj.extra.get(FIRST_DOSE, {}).items():
+        if f not in out:
+            continue
+        if first is None or onset < first:
+            out[f] = "1" if (fields[f].required or first is not None) else None
+        elif out[f] is None:
+            out[f] = "1"
+    return out
+
+
 def add_ae_episode(rec: Recorder, subj: Subject, ep: Episode, rng: np.random.Generator,
                    folder: str = "LOGS") -> list[dict]:
     """AE records for one episode, one per grade segment, kept consistent with the subject's
     fate: segments starting after the last date are not reported; a segment running past it is
     ongoing (no end date, outcome not recovered); a fatal episode ends on the death date with
-    outcome fatal. Outcome of a segment closed by a grade change: not recovered if the grade
-    went up, recovering if it went down; of a closed last segment: recovered (a few with
-    sequelae)."""
+    outcome fatal. Every record of the episode carries the same event id (AEGRPID), so the
+    event (its worst grade, duration, seriousness over time) can be rebuilt from its records.
+
+    Outcome agrees with the end date: a record without an end date is not recovered or
+    recovering; a record closed by a grade change is recovered/resolved *at that grade* (the
+    event goes on in the next record of the same AEGRPID); a closed last record is recovered
+    (a few with sequelae); a fatal one is fatal, ending on the death date."""
     term = ep.term
     limit = subj.last_date
     segs = [s for s in ep.segments if s.start <= limit]
@@ -1084,6 +1138,9 @@ def add_ae_episode(rec: Recorder, subj: Subject, ep: Episode, rng: np.random.Gen
     llt, verbatim = term.llts[ep.llt_index % len(term.llts)]
     coding = meddra_codes(term, llt)
     aesi = ep.aesi if ep.aesi is not None else term.aesi
+    n_events = subj.extra.get("ae_events", 0)
+    grpid = f"AE{n_events + 1:03d}"
+    rels = relationships(rec, subj, ep)
     for i, seg in enumerate(segs):
         last = i == len(segs) - 1
         # A death after the data transfer is not yet known: the event is simply ongoing.
@@ -1098,7 +1155,7 @@ def add_ae_episode(rec: Recorder, subj: Subject, ep: Episode, rng: np.random.Gen
             if end is None:
                 outcome = "2" if (seg.grade <= 2 and rng.random() < 0.3) else "3"
             elif not last:
-                outcome = "3" if segs[i + 1].grade > seg.grade else "2"
+                outcome = "1"
             else:
                 outcome = "4" if (seg.grade >= 3 and rng.random() < 0.05) else "1"
         start_txt = iso(seg.start)
@@ -1106,17 +1163,21 @@ def add_ae_episode(rec: Recorder, subj: Subject, ep: Episode, rng: np.random.Gen
             start_txt = start_txt[:7]
         grade = str(seg.grade)
         values = {
-            "AETERM": verbatim, "AESTDAT": start_txt, "AEENDAT": iso(end) if end else None,
+            "AETERM": verbatim, "AEGRPID": grpid, "AESTDAT": start_txt, "AEENDAT": iso(end) if end else None,
             "AEONGO": "N" if end else "Y",
             "AETOXGR": None if ep.scale == "ASTCT" else grade,
             "AEASTCT": grade if ep.scale == "ASTCT" else None,
             **_serious(term, seg.grade, fatal_seg, rng),
-            "AEREL": ep.rel, "AERELLD": ep.rel_ld, "AEACN": ep.acn, "AEOUT": outcome,
+            **rels, "AEACN": ep.acn, "AEOUT": outcome,
             "AEDLT": seg.dlt, "AESI": "Y" if aesi else "N", **coding,
         }
         r = rec.add("AE", subj, folder, values, date=seg.start)
         if r is not None:
             out.append(r)
+            if fatal_seg:
+                subj.extra["fatal_ae"] = True
+    if out:
+        subj.extra["ae_events"] = n_events + 1
     return out
 
 
@@ -1915,13 +1976,26 @@ def add_survival_contact(rec: Recorder, subj: Subject, folder: str, date: dt.dat
 
 
 def add_death(rec: Recorder, subj: Subject, cause: str, cause_text: str | None = None,
-              folder: str = "EOS", rng: np.random.Generator | None = None) -> dict | None:
-    """DTH record on the subject's death date; DTHCAUS: 1 disease progression, 2 AE, 3 other, 4 unknown."""
+              folder: str = "EOS", rng: np.random.Generator | None = None,
+              fatal_pt: str | None = None) -> dict | None:
+    """DTH record on the subject's death date; DTHCAUS: 1 disease progression, 2 AE, 3 other, 4 unknown.
+
+    A death due to an AE has its grade-5 AE (AEOUT fatal, AESDTH yes, ending on the death
+    date): when no fatal AE episode was written for the subject (a sudden death such as a
+    cardiac arrest in follow-up), one is written here for `fatal_pt` (MedDRA PT; "Death" if
+    not known). Call after the subject's AEs. Its draws come from a stream of its own so the
+    subject's other records do not change."""
     autopsy = "N"
     if rng is not None:
         autopsy = pick(rng, {"N": 0.85, "Y": 0.05, "U": 0.10})
-    return rec.add("DTH", subj, folder, {"DTHDAT": iso(subj.death_date), "DTHCAUS": cause,
-                                         "DTHCAUSO": cause_text, "AUTOPSY": autopsy}, date=subj.death_date)
+    r = rec.add("DTH", subj, folder, {"DTHDAT": iso(subj.death_date), "DTHCAUS": cause,
+                                      "DTHCAUSO": cause_text, "AUTOPSY": autopsy}, date=subj.death_date)
+    if r is not None and cause == "2" and not subj.extra.get("fatal_ae"):
+        pt = fatal_pt if fatal_pt in AE_TERMS else "Death"
+        ep = Episode(pt, [Segment(5, subj.death_date, subj.death_date)], fatal=True)
+        own = np.random.default_rng([zlib.crc32(subj.subject.encode("utf-8")), 12007])
+        add_ae_episode(rec, subj, ep, own)
+    return r
 
 
 def add_disposition(rec: Recorder, subj: Subject, date: dt.date, code: str, term: str | None = None,

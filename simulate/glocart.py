@@ -144,6 +144,12 @@ class Dose:
     delayed: bool = False
 
 
+def phase1_rels(code: str) -> dict[str, str]:
+    """A phase-1 AE the investigator attributes to the salvage therapy: glofitamab and agent X
+    (if given) at `code`, the one obinutuzumab pretreatment dose unlikely."""
+    return {"AERELGLO": code, "AERELAX": code, "AERELOBI": "2"}
+
+
 @dataclass
 class AeEvent:
     """An AE episode the plan decided on (CRS, ICANS, the AE ending phase 1, fatal events)."""
@@ -377,12 +383,13 @@ class Planner:
         grade = int(c.pick(rng, {str(k): v for k, v in p["glofitamab_grades"].items()}))
         onset = c.add_days(date, c.uniform_int(rng, [0, 1]))
         segs = c.runs_to_segments(c.crs_runs(rng, grade), onset)
-        plan.events.append(AeEvent(c.Episode(CRS, segs, rel="4", scale="ASTCT", acn="1",
-                                             llt_index=int(rng.integers(3))), "P1"))
+        plan.events.append(AeEvent(c.Episode(CRS, segs, rel="1", rels={"AERELGLO": "4", "AERELOBI": "2"},
+                                             scale="ASTCT", acn="1", llt_index=int(rng.integers(3))), "P1"))
         if c.bernoulli(rng, self.p["icans"]["glofitamab"]):
             ig = int(c.pick(rng, {str(k): v for k, v in self.p["icans"]["glofitamab_grades"].items()}))
             isegs = c.runs_to_segments(c.icans_runs(rng, ig), c.add_days(onset, c.uniform_int(rng, [1, 2])))
-            plan.events.append(AeEvent(c.Episode(ICANS, isegs, rel="4", scale="ASTCT", acn="1"), "P1"))
+            plan.events.append(AeEvent(c.Episode(ICANS, isegs, rel="1", rels={"AERELGLO": "4", "AERELOBI": "2"},
+                                                 scale="ASTCT", acn="1"), "P1"))
         dosing = self.p["dosing"]
         if grade >= 2 and slot.cycle == 1 and c.bernoulli(rng, dosing["c2d1_delay_after_crs_rate"]):
             hi = next(s for s in self.d.glofit if s.cycle == 2).folder
@@ -476,14 +483,15 @@ class Planner:
         grade = int(c.pick(rng, {"3": 0.7, "4": 0.3}))
         onset = c.add_days(when, -c.uniform_int(rng, [0, 3]))
         seg = c.Segment(grade, onset, c.add_days(onset, c.uniform_int(rng, [5, 20])))
-        plan.events.append(AeEvent(c.Episode(pt, [seg], rel="3", acn="3"), "P1"))
+        plan.events.append(AeEvent(c.Episode(pt, [seg], rel="1", rels=phase1_rels("3"), acn="3"), "P1"))
 
     def _fatal_infection(self, plan: Plan, death: dt.date, rng: np.random.Generator, phase: str) -> None:
         pt = c.pick(rng, {"Sepsis": 0.45, "Pneumonia": 0.35, "COVID-19": 0.2})
         onset = c.add_days(death, -c.uniform_int(rng, [2, 12]))
         segs = [c.Segment(3, onset, death), c.Segment(5, death, death)]
-        plan.events.append(AeEvent(c.Episode(pt, segs, rel="2", fatal=True,
-                                             acn="3" if phase == "P1" else "5"), phase))
+        rel, rels = ("1", phase1_rels("2")) if phase == "P1" else ("2", {})
+        plan.events.append(AeEvent(c.Episode(pt, segs, rel=rel, rel_ld="2" if phase != "P1" else None, rels=rels,
+                                             fatal=True, acn="3" if phase == "P1" else "5"), phase))
 
     def _cohort(self, plan: Plan, response: str, rng: np.random.Generator) -> str:
         """ASCT needs chemosensitive disease, enough CD34+ cells and fitness for high-dose therapy."""
@@ -928,8 +936,14 @@ class Emitter:
                     pending = None
                 when, seq = c.add_days(when, step + int(rng.integers(-7, 8))), seq + 1
         if subj.death_date is not None:
-            cause_text = {"2": "Infection", "3": "Cardiac arrest"}.get(plan.death_cause)
-            c.add_death(rec, subj, plan.death_cause, cause_text, rng=rng)
+            if plan.death_cause == "3":
+                # The "other" deaths drawn in follow-up are cardiac arrests: a death due to an
+                # adverse event, recorded as such with its grade-5 AE (add_death writes it).
+                plan.death_cause = "2"
+                cause_text, fatal_pt = "Cardiac arrest", "Cardiac arrest"
+            else:
+                cause_text, fatal_pt = {"2": "Infection"}.get(plan.death_cause), None
+            c.add_death(rec, subj, plan.death_cause, cause_text, rng=rng, fatal_pt=fatal_pt)
             c.add_disposition(rec, subj, subj.death_date, "2", "Death")
         elif plan.off_study is not None:
             when, code = plan.off_study
@@ -1096,6 +1110,13 @@ class Safety:
     # -- adverse events -------------------------------------------------------------------------
     def _aes(self, curves: c.LabCurves) -> None:
         plan, rng, rec, subj = self.plan, self.rng, self.rec, self.plan.subj
+        # An AE before a treatment's first dose is not related to it (add_ae_episode).
+        first = lambda doses, agent=None: min((d.date for d in doses if agent is None or d.slot.agent == agent),
+                                              default=None)
+        c.set_first_doses(subj, {"AEREL": plan.cart_date, "AERELLD": first(plan.ld + plan.cond),
+                                 "AERELOBI": first(plan.gloex, "OBINUTUZUMAB"),
+                                 "AERELGLO": first(plan.gloex + plan.cons, "GLOFITAMAB"),
+                                 "AERELAX": first(plan.agx)})
         for ev in plan.events:
             c.add_ae_episode(rec, subj, ev.episode, rng)
             if ev.episode.pt == CRS and ev.episode.max_grade >= 2:
@@ -1124,7 +1145,10 @@ class Safety:
             grades = grader(curves.values[test], c.lln_si(test, subj.sex, units))
             for segs in c.segments_from_daily(grades, self.first, subj.day0, 3, from_day=from_day):
                 after_p2 = p2 is not None and segs[0].start >= p2
-                ep = c.Episode(pt, segs, rel="3", rel_ld="4" if after_p2 else None,
+                # Phase-1 cytopenias: glofitamab and agent X (chemotherapy, ADC); after phase 2
+                # starts: lymphodepletion / conditioning and CAR-T (never before its infusion).
+                ep = c.Episode(pt, segs, rel="3" if after_p2 else "1", rel_ld="4" if after_p2 else None,
+                               rels={} if after_p2 else {"AERELGLO": "3", "AERELAX": "4"},
                                acn="5" if after_p2 else "1")
                 c.add_ae_episode(self.rec, subj, ep, self.rng)
 
@@ -1151,13 +1175,22 @@ class Safety:
         rel, rel_ld, acn = {"phase1": ("3", None, "1"), "conditioning": ("1", "4", "5"),
                             "post_cart": ("3", "2", "5"), "consolidation": ("3", None, "1"),
                             "follow_up": ("2", None, "5")}[phase]
+        # `rel` is the investigator's causality for the phase's own treatment: glofitamab and
+        # agent X in phase 1, CAR-T after the infusion, glofitamab again in consolidation.
+        def attribution(code: str) -> tuple[str, dict[str, str]]:
+            if phase == "phase1":
+                return "1", phase1_rels(code)
+            if phase == "consolidation":
+                return "2", {"AERELGLO": code}
+            return code, {}
         for _ in range(n):
             pt = c.pick(rng, cat["terms"])
             grade = max(int(c.pick(rng, self.p["other_ae"]["grades"])),
                         int(self.p["other_ae"]["min_grade"].get(pt, 1)))
             onset = c.add_days(start, int(rng.integers(span)))
             seg = c.Segment(grade, onset, c.add_days(onset, c.uniform_int(rng, [1, 21])))
-            ep = c.Episode(pt, [seg], rel=rel if rng.random() < 0.7 else "2", rel_ld=rel_ld, acn=acn,
+            cart_rel, rels = attribution(rel if rng.random() < 0.7 else "2")
+            ep = c.Episode(pt, [seg], rel=cart_rel, rel_ld=rel_ld, rels=rels, acn=acn,
                            llt_index=int(rng.integers(3)), partial_start=rng.random() < 0.02)
             c.add_ae_episode(self.rec, subj, ep, rng)
 

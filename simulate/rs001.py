@@ -848,6 +848,9 @@ class SubjectSim:
             self._nhl_assessments(eff, nhl_lesions, curves)
         else:
             self._all_assessments(eff, curves)
+        # An AE before a treatment's first dose is not related to it (RS001 cells on Day 0, FC
+        # from the first lymphodepletion record).
+        C.set_first_doses(subj, {"AEREL": subj.day0, "AERELLD": C.first_recorded(self.rec, subj, "LD", "LDDAT")})
         for ep in tox["episodes"]:
             C.add_ae_episode(self.rec, subj, ep, rng)
         self._conmeds(tox)
@@ -1357,7 +1360,7 @@ class SubjectSim:
     def _end_of_study(self, fate: Fate) -> None:
         subj, rec = self.subj, self.rec
         if subj.death_date is not None and subj.death_date <= subj.transfer_date:
-            C.add_death(rec, subj, fate.death_cause, fate.death_text, rng=self.rng)
+            C.add_death(rec, subj, fate.death_cause, fate.death_text, rng=self.rng, fatal_pt=fate.fatal_pt)
             C.add_disposition(rec, subj, subj.death_date, "2", "Death")
             self.truth.update(death_date=C.iso(subj.death_date), death_cause=fate.death_cause,
                               end_date=C.iso(subj.death_date), end_reason="DEATH")

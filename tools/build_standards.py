@@ -19,7 +19,7 @@ OUT = REPO / "sdtm" / "metadata"
 
 # Domains this project produces (SDTM issue) and the special-purpose / relationship datasets.
 DOMAINS = ("DM", "CO", "SE", "SV", "TA", "TE", "TV", "TI", "TS",
-           "EX", "PR", "CM", "AE", "DS", "MH", "IE", "LB", "VS", "EG", "PC", "PP", "RS", "TU",
+           "EX", "PR", "CM", "AE", "DD", "DS", "MH", "IE", "LB", "VS", "EG", "PC", "PP", "RS", "TU",
            "TR", "FA", "SS", "SUPPQUAL", "RELREC")
 # Codelists needed beyond those the variables name: TS parameters and their value lists, and
 # the other lists mapping specs and trial-design builders draw values from.

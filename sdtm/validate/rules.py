@@ -400,6 +400,37 @@ def nothing_after_death(ds: Datasets, study=None) -> pd.DataFrame:
     return _concat(parts)
 
 
+def ae_death_has_fatal_ae(ds: Datasets, study=None) -> pd.DataFrame:
+    """A death whose primary cause is an adverse event (DD PRCDTH, DDRESCAT ADVERSE EVENT)
+    has the AE that caused it: an AE record with AEOUT = FATAL for the subject."""
+    dd, ae = ds["DD"], ds["AE"]
+    miss = _first(_missing("XR026", "DD", dd, ["USUBJID", "DDTESTCD", "DDRESCAT"], "cause of death absent"),
+                  _missing("XR026", "AE", ae, ["USUBJID", "AEOUT"], "AE outcome absent"))
+    if miss is not None:
+        return miss
+    cause = dd[(_text(dd, "DDTESTCD") == "PRCDTH") & (_text(dd, "DDRESCAT") == "ADVERSE EVENT")]
+    fatal = set(_text(ae, "USUBJID")[_text(ae, "AEOUT") == "FATAL"])
+    bad = cause[~_text(cause, "USUBJID").isin(fatal)]
+    return make_findings("XR026", "ERROR", "DD", bad, "DDRESCAT",
+                         "death due to an adverse event but AE has no record with AEOUT = FATAL")
+
+
+# Outcomes of an event that has not ended (CT OUT).
+_NOT_ENDED = ("NOT RECOVERED/NOT RESOLVED", "RECOVERING/RESOLVING")
+
+
+def ae_outcome_agrees_with_end(ds: Datasets, study=None) -> pd.DataFrame:
+    """AEOUT and AEENDTC agree: an event not recovered or still recovering has not ended, so
+    it has no end date (the CORE finding). A recovered event without an end date is not
+    flagged: the site may not know the day it resolved."""
+    ae = ds["AE"]
+    if "AEOUT" not in ae or "AEENDTC" not in ae:     # both permissible/expected: nothing to compare
+        return _concat([])
+    out = _text(ae, "AEOUT")
+    bad = out.isin(_NOT_ENDED) & (_text(ae, "AEENDTC") != "")
+    return make_findings("XR027", "ERROR", "AE", ae[bad], "AEOUT", "AEOUT " + out[bad] + " but AEENDTC is present")
+
+
 # ---------------------------------------------------------------- relationships
 
 def _resolve(name: str, rel: pd.DataFrame, ds: Datasets, rule: str) -> pd.DataFrame:
@@ -619,6 +650,12 @@ RULES: tuple[Rule, ...] = (
          "FDA Study Data TCG: character encoding of SAS XPORT data", (), ascii_only),
     Rule("XR025", "ERROR", "character values are at most 200 bytes",
          "FDA Study Data TCG / SAS XPORT v5: 200-byte character limit", (), within_200_bytes),
+    Rule("XR026", "ERROR", "a death due to an adverse event (DD PRCDTH) has an AE with AEOUT = FATAL",
+         "SDTMIG 3.4 DD and AE assumptions (a fatal AE: AEOUT FATAL, AESDTH Y); FDA TCG death data",
+         ("DD", "AE"), ae_death_has_fatal_ae),
+    Rule("XR027", "ERROR", "AEOUT agrees with AEENDTC (no end date while not recovered/recovering)",
+         "SDTMIG 3.4 AE assumptions (AEOUT, AEENDTC); CDISC CORE SDTMIG rule on AEOUT with AEENDTC",
+         ("AE",), ae_outcome_agrees_with_end),
 )
 
 

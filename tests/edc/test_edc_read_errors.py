@@ -103,7 +103,7 @@ def test_truncated_csv_last_row(copy_transfer, forms):
     folder = copy_transfer("csv")
     path = folder / "ae.csv"
     path.write_bytes(path.read_bytes()[:-60])
-    fails(folder, "ae.csv", "line 6 has", "fields, the header has 59", "cut short", "truncated", forms=forms)
+    fails(folder, "ae.csv", "line 6 has", "fields, the header has 60", "cut short", "truncated", forms=forms)
 
 
 def test_truncated_csv_inside_a_quote(copy_transfer, forms):

@@ -179,8 +179,12 @@ def test_ds_golden_rs001(built):
                                                                  "2024-10-19")
     death = _one(ds, USUBJID="RS001-102-003", DSDECOD="DEATH")
     assert (death["DSSTDTC"], death["DSSCAT"], death["DSTERM"]) == ("2023-03-30", "STUDY PARTICIPATION", "Death")
-    assert _supp(built, "RS001", "DS", "RS001-102-003", death["DSSEQ"]) == {
-        "DTHCAUS": "DISEASE PROGRESSION", "AUTOPSY": "N"}
+    # Cause of death and autopsy are Death Details (DD), no longer SUPPDS qualifiers.
+    assert _supp(built, "RS001", "DS", "RS001-102-003", death["DSSEQ"]) == {}
+    dd = _ds(built, "RS001")["DD"].query("USUBJID == 'RS001-102-003'")
+    assert dd[["DDTESTCD", "DDTEST", "DDORRES", "DDSTRESC", "DDRESCAT"]].values.tolist() == [
+        ["AUTOPIND", "Autopsy Indicator", "No", "N", ""],
+        ["PRCDTH", "Primary Cause of Death", "Disease progression", "DISEASE PROGRESSION", "DISEASE PROGRESSION"]]
     sf = _one(ds, USUBJID="RS001-102-012", DSCAT="DISPOSITION EVENT")
     assert (sf["DSDECOD"], sf["DSTERM"], sf["DSSTDTC"]) == ("SCREEN FAILURE", "Screen failure: IN02", "2024-02-20")
 

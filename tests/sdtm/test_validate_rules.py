@@ -111,12 +111,26 @@ CASES = {
               {"AE": F({"USUBJID": [U1], "AETERM": ["Céphalée"]})}),
     "XR025": ({"AE": F({"USUBJID": [U1], "AETERM": ["x" * 200]})},
               {"AE": F({"USUBJID": [U1], "AETERM": ["x" * 201]})}),
+    # U1 died of an AE and has its fatal AE; U2's death from an AE has none (its AE recovered);
+    # a death from progression needs no fatal AE.
+    "XR026": ({"DD": F({"USUBJID": [U1, U1, U2], "DDTESTCD": ["PRCDTH", "AUTOPIND", "PRCDTH"],
+                        "DDRESCAT": ["ADVERSE EVENT", "", "DISEASE PROGRESSION"]}),
+               "AE": F({"USUBJID": [U1, U1], "AEOUT": ["RECOVERED/RESOLVED", "FATAL"]})},
+              {"DD": F({"USUBJID": [U1, U2], "DDTESTCD": ["PRCDTH", "PRCDTH"],
+                        "DDRESCAT": ["ADVERSE EVENT", "ADVERSE EVENT"]}),
+               "AE": F({"USUBJID": [U1, U2], "AEOUT": ["FATAL", "RECOVERED/RESOLVED"]})}),
+    "XR027": ({"AE": F({"USUBJID": [U1] * 4, "AEOUT": ["NOT RECOVERED/NOT RESOLVED", "RECOVERING/RESOLVING",
+                                                       "RECOVERED/RESOLVED", "FATAL"],
+                        "AEENDTC": ["", "", "2024-01-10", "2024-01-12"]})},
+              {"AE": F({"USUBJID": [U1] * 3, "AEOUT": ["NOT RECOVERED/NOT RESOLVED", "RECOVERING/RESOLVING",
+                                                       "NOT RECOVERED/NOT RESOLVED"],
+                        "AEENDTC": ["2024-01-10", "2024-01-11", ""]})}),
 }
 
 EXPECTED_BAD = {"XR001": 1, "XR002": 1, "XR003": 1, "XR004": 1, "XR005": 1, "XR006": 1, "XR007": 2,
                 "XR008": 2, "XR009": 1, "XR010": 1, "XR011": 2, "XR012": 1, "XR013": 1, "XR014": 3,
                 "XR015": 1, "XR016": 1, "XR017": 1, "XR018": 1, "XR019": 1, "XR020": 1, "XR021": 2,
-                "XR022": 2, "XR023": 2, "XR024": 1, "XR025": 1}
+                "XR022": 2, "XR023": 2, "XR024": 1, "XR025": 1, "XR026": 1, "XR027": 2}
 
 
 def test_every_rule_has_a_case_and_a_public_reference():
