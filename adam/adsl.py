@@ -27,4 +27,16 @@ def build_adsl(sdtm: Sdtm | CutoffView, study, cutoff: dt.date, spec: DatasetSpe
     dm = frames.get("DM", DM_REQUIRED)
     adsl = dm[["USUBJID"]].drop_duplicates().reset_index(drop=True)
     adsl = apply_rules(adsl, spec, frames, study)
-    return adsl.sort_values("USUBJID", kind="stable").reset_index(drop=True)[spec.names]
+    # variables that need other ADaM datasets (DLT flags from ADAE) are added by `finish_adsl`
+    return adsl.sort_values("USUBJID", kind="stable").reset_index(drop=True)[
+        [n for n in spec.names if n in adsl.columns]]
+
+
+def finish_adsl(adsl: pd.DataFrame, built: dict[str, pd.DataFrame], study) -> pd.DataFrame:
+    """ADSL variables derived from other ADaM datasets, once those are built: the subject-level
+    DLT variables from ADAE (RS001: DLTFL, DLTINVFL, DLTEVLFL)."""
+    if "DLTFL" in built.get("ADAE", pd.DataFrame()).columns:
+        from adam.dlt import derive_vars_dlt_subject
+
+        adsl = derive_vars_dlt_subject(adsl, built["ADAE"], study.dlt.window_days)
+    return adsl

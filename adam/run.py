@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from adam.adsl import build_adsl
+from adam.adae import build_adae
+from adam.adsl import build_adsl, finish_adsl
 from adam.cutoff import CutoffView
 from adam.metadata import CT_VERSION, IG_VERSION, load_spec
 from adam.read import Sdtm, SdtmInputError, read_sdtm
@@ -34,6 +35,7 @@ def _adsl(frames, study, built):
 # (no PC data, say) returns None and is not written.
 BUILDERS = {
     "ADSL": _adsl,
+    "ADAE": lambda frames, study, built: build_adae(frames, study, built["ADSL"]),
 }
 
 
@@ -71,6 +73,18 @@ def _spec_hashes(study: str) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+def _write_escalation(study_id, study, adsl, cut, out_root, progress) -> None:
+    from adam.escalation import compute_escalation_summary
+    from clinpipe.reports import write_report
+
+    table, statement = compute_escalation_summary(adsl, study)
+    meta = {"study": study_id, "data cut-off": cut.isoformat(), "MTD": statement,
+            "rule": "3+3 (study.yaml escalation): DLT-evaluable escalation subjects, rule-based DLT (ADSL.DLTFL)"}
+    with staged_layer(study_id, "reports", out_root, replace=("dose_escalation",)) as folder:
+        write_report(folder, "dose_escalation", f"{study_id}: 3+3 dose escalation", {"dose levels": table}, meta)
+    progress(f"  {study_id}: 3+3: {statement}")
+
+
 def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = None,
              cutoff: dt.date | None = None, progress=print) -> AdamRun:
     t0 = time.perf_counter()
@@ -83,6 +97,7 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
         df = builder(frames, study, datasets)
         if df is not None:
             datasets[name] = df
+    datasets["ADSL"] = finish_adsl(datasets["ADSL"], datasets, study)
     progress(f"  {study_id}: built ADaM {', '.join(datasets)} (cut-off {cut}; "
              f"{sum(frames.dropped.values())} SDTM records after it left out, {time.perf_counter() - t0:.1f} s)")
     written = {}
@@ -103,5 +118,7 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     final = Path(folder).parent / "adam"
     for info in written.values():
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
+    if getattr(study, "escalation", None) is not None and "DLTEVLFL" in datasets["ADSL"].columns:
+        _write_escalation(study_id, study, datasets["ADSL"], cut, out_root, progress)
     progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s)")
     return AdamRun(study_id, cut, {n: w.pop("data") for n, w in written.items()}, written, frames.dropped, final)
