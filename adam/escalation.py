@@ -57,6 +57,19 @@ def compute_escalation_summary(adsl: pd.DataFrame, study) -> tuple[pd.DataFrame,
     return table, f"MTD {mtd} ({labels[mtd]}): {exceeded[0]} exceeds the MTD."
 
 
+def dlt_disagreements(adae: pd.DataFrame, study) -> pd.DataFrame:
+    """Every DLT-window AE record where the investigator's DLT call (DLTINVFL) and the
+    protocol rules (DLTFL) disagree, with the rule(s) that decided the derived call."""
+    rules = {r.id: r.text for r in study.dlt.rules}
+    w = adae[(adae.DLTWINFL == "Y") & (adae.DLTINVFL != "") & (adae.DLTINVFL != adae.DLTFL)]
+    decided = w.DLTRULE.map(lambda ids: "; ".join(f"{i}: {rules[i]}" for i in ids.split(",")) if ids
+                            else "no DLT rule met")
+    return pd.DataFrame({
+        "USUBJID": w.USUBJID, "AESEQ": w.AESEQ, "AEGRPID": w.AEGRPID, "AEDECOD": w.AEDECOD,
+        "GRADE": w.ATOXGR, "SCALE": w.ATOXSCL, "RELATED": w.AEREL, "START DAY": w.ASTDY, "END DAY": w.AENDY,
+        "INVESTIGATOR": w.DLTINVFL, "PROTOCOL RULES": w.DLTFL, "DECIDED BY": decided}).reset_index(drop=True)
+
+
 def mtd_level(statement: str) -> str | None:
     """The MTD dose level code of a statement ('MTD DL3 (...)' -> 'DL3'), None otherwise."""
     return statement.split(" ")[1] if statement.startswith("MTD DL") else None

@@ -73,16 +73,19 @@ def _spec_hashes(study: str) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def _write_escalation(study_id, study, adsl, cut, out_root, progress) -> None:
-    from adam.escalation import compute_escalation_summary
+def _write_escalation(study_id, study, adsl, adae, cut, out_root, progress) -> None:
+    from adam.escalation import compute_escalation_summary, dlt_disagreements
     from clinpipe.reports import write_report
 
     table, statement = compute_escalation_summary(adsl, study)
+    disagree = dlt_disagreements(adae, study)
     meta = {"study": study_id, "data cut-off": cut.isoformat(), "MTD": statement,
             "rule": "3+3 (study.yaml escalation): DLT-evaluable escalation subjects, rule-based DLT (ADSL.DLTFL)"}
     with staged_layer(study_id, "reports", out_root, replace=("dose_escalation",)) as folder:
-        write_report(folder, "dose_escalation", f"{study_id}: 3+3 dose escalation", {"dose levels": table}, meta)
-    progress(f"  {study_id}: 3+3: {statement}")
+        write_report(folder, "dose_escalation", f"{study_id}: 3+3 dose escalation",
+                     {"dose levels": table, "DLT disagreements": disagree}, meta)
+    progress(f"  {study_id}: 3+3: {statement} DLT calls: {len(disagree)} record(s) where the investigator "
+             "and the protocol rules disagree (reports/dose_escalation)")
 
 
 def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = None,
@@ -119,6 +122,6 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     for info in written.values():
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     if getattr(study, "escalation", None) is not None and "DLTEVLFL" in datasets["ADSL"].columns:
-        _write_escalation(study_id, study, datasets["ADSL"], cut, out_root, progress)
+        _write_escalation(study_id, study, datasets["ADSL"], datasets["ADAE"], cut, out_root, progress)
     progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s)")
     return AdamRun(study_id, cut, {n: w.pop("data") for n, w in written.items()}, written, frames.dropped, final)

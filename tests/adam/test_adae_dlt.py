@@ -205,5 +205,11 @@ def test_mtd_agrees_with_the_simulator(simulated):
     assert mtd_level(text) == truth["mtd"], (text, truth["mtd"], truth["escalation"])
 
 
-def test_cutoff_date_type():
+def test_disagreement_report_lists_what_the_simulator_made_the_investigator_get_wrong(simulated):
+    from adam.escalation import dlt_disagreements
+
+    truth, run = simulated
+    listed = set(dlt_disagreements(run.datasets["ADAE"], RS001).USUBJID.str.split("-", n=1).str[1])
+    wrong = {s["SUBJECT"] for s in truth["subjects"] if s["infused"] and s["dlt_disagreement"]}
+    assert listed == wrong
     assert isinstance(RS001.cutoff_date(dt.date(2025, 1, 1)), dt.date)
