@@ -16,10 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from adam.adae import build_adae
+from adam.adex import build_adex
+from adam.adpc import build_adpc
+from adam.adpp import build_adpp
 from adam.adsl import build_adsl, finish_adsl
 from adam.cutoff import CutoffView
 from adam.metadata import CT_VERSION, IG_VERSION, load_spec
 from adam.read import Sdtm, SdtmInputError, read_sdtm
+from adam.validate import validate_adam
 from adam.write import write_adam
 from clinpipe.config import load_study
 from clinpipe.outputs import staged_layer
@@ -36,6 +40,9 @@ def _adsl(frames, study, built):
 BUILDERS = {
     "ADSL": _adsl,
     "ADAE": lambda frames, study, built: build_adae(frames, study, built["ADSL"]),
+    "ADEX": lambda frames, study, built: build_adex(frames, study, built["ADSL"]),
+    "ADPC": lambda frames, study, built: build_adpc(frames, study, built["ADSL"]),   # None without PC
+    "ADPP": lambda frames, study, built: build_adpp(built["ADSL"], built.get("ADPC"), study),
 }
 
 
@@ -47,6 +54,7 @@ class AdamRun:
     written: dict[str, dict]
     dropped: dict[str, int]
     folder: Path
+    validation: object = None
 
 
 def resolve_cutoff(sdtm: Sdtm, study, asked: dt.date | None) -> dt.date:
@@ -123,5 +131,20 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     if getattr(study, "escalation", None) is not None and "DLTEVLFL" in datasets["ADSL"].columns:
         _write_escalation(study_id, study, datasets["ADSL"], datasets["ADAE"], cut, out_root, progress)
-    progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s)")
-    return AdamRun(study_id, cut, {n: w.pop("data") for n, w in written.items()}, written, frames.dropped, final)
+    data = {n: w.pop("data") for n, w in written.items()}
+    validation = validate_adam(data, {n: load_spec(n, study_id) for n in data}, cut)
+    _write_conformance(study_id, validation, cut, out_root)
+    progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s); ADaM conformance: "
+             f"{len(validation.open('ERROR'))} open ERROR, {len(validation.open('WARNING'))} WARNING")
+    return AdamRun(study_id, cut, data, written, frames.dropped, final, validation)
+
+
+def _write_conformance(study_id, validation, cut, out_root) -> None:
+    from clinpipe.reports import write_report
+
+    meta = {"study": study_id, "data cut-off": cut.isoformat(),
+            "standards": f"ADaMIG {IG_VERSION}, ADaM CT {CT_VERSION}",
+            "rules": "ADS-* schemas from the dataset specs; AD001-AD007 ADaM rules (adam/validate.py)"}
+    with staged_layer(study_id, "reports", out_root, replace=("adam_conformance",)) as folder:
+        write_report(folder, "adam_conformance", f"{study_id}: ADaM conformance",
+                     {"details": validation.findings, "summary": validation.summary()}, meta)
