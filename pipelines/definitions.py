@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.adam import build_adam_assets
 from pipelines.raw import build_raw_asset, build_transfer_sensor
 from pipelines.sdtm import build_sdtm_assets
 
@@ -12,10 +13,11 @@ STUDIES = ("RS001", "GLOCART")
 def build_study(study: str) -> dg.Definitions:
     raw = build_raw_asset(study)
     sdtm = build_sdtm_assets(study)
+    adam = build_adam_assets(study)
     job = dg.define_asset_job(f"{study}_refresh",
-                              selection=dg.AssetSelection.groups(f"{study}_raw", f"{study}_sdtm"),
+                              selection=dg.AssetSelection.groups(f"{study}_raw", f"{study}_sdtm", f"{study}_adam"),
                               description=f"Read {study}'s newest transfer and rebuild downstream layers.")
-    return dg.Definitions(assets=[raw, sdtm], jobs=[job], sensors=[build_transfer_sensor(study, job)])
+    return dg.Definitions(assets=[raw, sdtm, adam], jobs=[job], sensors=[build_transfer_sensor(study, job)])
 
 
 defs = dg.Definitions.merge(*(build_study(s) for s in STUDIES))

@@ -14,6 +14,9 @@ def test_definitions_load():
     for s in STUDIES:
         assert f"{s}/raw_export" in keys
         assert {f"{s}/sdtm/{d}" for d in ("DM", "AE", "SUPPAE", "TS", "TA", "TE", "TV", "TI")} <= keys
+        assert {f"{s}/adam/ADSL", f"{s}/adam/ADAE"} <= keys
+    # the ADaM assets sit downstream of the SDTM assets whose blocking checks gate them
+    assert dg.AssetKey(["RS001", "sdtm", "DM"]) in graph.get(dg.AssetKey(["RS001", "adam", "ADSL"])).parent_keys
     for study in STUDIES:
         assert defs.resolve_job_def(f"{study}_refresh")
         assert defs.resolve_sensor_def(f"{study}_new_transfer")
@@ -38,6 +41,13 @@ def test_refresh_job_materialises_raw_and_sdtm(study, tmp_path, monkeypatch):
     assert "USUBJID" in sdtm["DM"]["variables"].value
     assert len(sdtm["AE"]["xpt_sha256"].value) == 64
     assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
+    adam = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node(f"{study}_adam")}
+    assert {"ADSL", "ADAE"} <= set(adam)
+    assert adam["ADSL"]["rows"].value == sdtm["DM"]["rows"].value
+    checks = {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()
+              if e.check_name == "adam_conformance"}
+    assert checks == {"ADSL": True, "ADAE": True}
+    assert (tmp_path / study / "adam" / "adsl.xpt").is_file()
 
 
 def test_sensor_requests_a_run_per_new_transfer(tmp_path, monkeypatch):
