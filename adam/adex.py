@@ -47,10 +47,10 @@ def _fallback_code(extrt: str) -> str:
 def derive_vars_admin_params(ex: pd.DataFrame, rule: dict, where: str) -> pd.DataFrame:
     """PARAMCD/PARAM/AVALU of each administration from the rule's `administrations` table."""
     table = rule.get("administrations", {}) or {}
-    known = ex.EXTRT.map(lambda t: table.get(t, {}).get("code", ""))
-    label = ex.EXTRT.map(lambda t: table.get(t, {}).get("label", ""))
-    unit = ex.EXTRT.map(lambda t: table.get(t, {}).get("unit", ""))
-    out = ex.assign(PARAMCD=known.where(known != "", ex.EXTRT.map(_fallback_code)),
+    known, label, unit = ({t: v.get(k, "") for t, v in table.items()} for k in ("code", "label", "unit"))
+    known, label, unit = (ex.EXTRT.map(m).fillna("") for m in (known, label, unit))
+    fallback = {t: _fallback_code(t) for t in ex.EXTRT.unique()}   # per treatment, not per record
+    out = ex.assign(PARAMCD=known.where(known != "", ex.EXTRT.map(fallback)),
                     _LABEL=label.where(label != "", ex.EXTRT.str.title() + " Dose"),
                     AVALU=unit.where(unit != "", ex.EXDOSU))
     # one code, one unit: the same treatment in two units would need two parameters
@@ -70,7 +70,8 @@ def _subject_stat(ex: pd.DataFrame, subjects: pd.Index, s: dict, where: str) -> 
     if s["stat"] == "count":
         return g.size().reindex(subjects, fill_value=0).astype(float)
     if s["stat"] == "count_days":
-        return g.EXSTDTC.agg(lambda d: d.str[:10].nunique()).reindex(subjects, fill_value=0).astype(float)
+        days = rows.assign(_DAY=rows.EXSTDTC.str[:10]).drop_duplicates(["USUBJID", "_DAY"])
+        return days.groupby("USUBJID").size().reindex(subjects, fill_value=0).astype(float)
     if s["stat"] == "sum":
         return (g.EXDOSE.sum(min_count=1) * float(s.get("factor", 1.0))).reindex(subjects).fillna(0.0)
     if s["stat"] == "exists":
