@@ -41,11 +41,12 @@ dagster: $(STAMP)
 
 # The committed sample transfers (deterministic: same seeds, same files). See data/raw/README.md.
 # The faulty copies (data/raw-faults/) are the same snapshots with every record-level fault the
-# build survives; non_ascii and long_text still stop an SDTM build (issue 13), file-level faults
-# are refused by the reader by design.
-FAULTS := duplicate_record,inactivated_record,impossible_date,unknown_code,missing_required,out_of_range,orphan_subject
+# build survives; non_ascii, long_text and missing_required (when it blanks a field feeding a
+# Required SDTM variable) still stop an SDTM build (open issue 13), file-level faults are
+# refused by the reader by design.
+FAULTS := duplicate_record,inactivated_record,impossible_date,unknown_code,out_of_range,orphan_subject
 samples: $(STAMP)
-	rm -rf data/raw/RS001 data/raw/GLOCART data/raw-faults
+	rm -rf data/raw/RS001 data/raw/GLOCART data/raw-faults/RS001 data/raw-faults/GLOCART
 	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format csv --out 'data/raw/RS001/{transfer_date}/csv'
 	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format odm --out 'data/raw/RS001/{transfer_date}/odm'
 	$(BIN)/clinpipe simulate --study GLOCART --subjects 40 --seed 1 --format csv --out 'data/raw/GLOCART/{transfer_date}/csv'
