@@ -91,7 +91,9 @@ class Design:
         self.post_cart_rsp = [v for v in sorted(study.visits, key=lambda v: v.visitnum)
                               if "RSP" in v.assessments and v.visitnum >= first
                               and (v.anchor == "CART" or v.folder == self.eos_folder)]
-        self.arm_codes = [a.armcd for a in study.arms]
+        # Cohorts the end-of-phase-1 decision assigns; a shortened arm (stopped after phase 1) is
+        # the trial design's record of not being assigned, not a cohort to draw.
+        self.arm_codes = [a.armcd for a in study.arms if not a.shortened]
         self.cart_visits = [v for v in study.visits if v.anchor == "CART" and v.day >= 0]
         units = set(forms.codelists["DOSEU"])
         for slots in [self.glofit, self.fc, self.cond, *self.agent_x.values()]:
