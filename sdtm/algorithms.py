@@ -93,6 +93,9 @@ class AssignCT(Algorithm):
         out = pd.Series(table.reindex(keys).to_numpy(), index=raw.index, dtype=object)
         missing = out.isna()
         why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
+        if "." in str(var.arg):
+            # a field joined from another form: the issue's record is this spec's, so name the field
+            why = f"{var.arg}: {why}"
         for idx in out.index[missing]:
             ctx.issues.append((var.name, idx, raw[idx], why))
         return out.where(~missing, raw.str.upper())

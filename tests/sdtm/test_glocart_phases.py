@@ -71,3 +71,33 @@ def test_epochs_name_the_stages(built):
     by_trt = ex.groupby("EXTRT")["EPOCH"].agg(lambda s: set(s) - {""})
     assert by_trt["FLUDARABINE"] == {"CONDITIONING"} and by_trt["MELPHALAN"] == {"CONDITIONING"}
     assert by_trt["OBINUTUZUMAB"] == {"INDUCTION TREATMENT"}
+
+
+def test_response_phase_is_the_epoch(built):
+    """The CRF's before/after-CAR-T answer (RSPHASE, not submitted) is what EPOCH and the arm
+    say: before CAR-T = the salvage epoch or a subject who never had CAR-T (arm GLOFIT)."""
+    raw, b = built
+    ds = b.datasets()
+    assert "SUPPRS" not in ds
+    rs = ds["RS"]
+    rsp = raw.frames["RSP"].assign(USUBJID=lambda f: "GLOCART-" + f["SUBJECT"])
+    phase = rsp.set_index(["USUBJID", "RSDAT"])["RSPHASE"]
+    ovr = rs[rs["RSTESTCD"] == "OVRLRESP"]
+    got = phase.reindex(list(zip(ovr["USUBJID"], ovr["RSDTC"]))).to_numpy()
+    arm = ovr["USUBJID"].map(ds["DM"].set_index("USUBJID")["ACTARMCD"])
+    before = (ovr["EPOCH"] == "INDUCTION TREATMENT") | (arm == "GLOFIT")
+    assert len(ovr) and ((got == "PRE") == before.to_numpy()).all()
+    after_epochs = set(ovr.loc[~before, "EPOCH"])
+    assert after_epochs <= {"CELLULAR THERAPY", "CONSOLIDATION TREATMENT", "FOLLOW-UP"}
+
+
+def test_follow_up_of_a_phase_1_stopper_starts_at_the_decision(built):
+    raw, b = built
+    ds = b.datasets()
+    se, dm = ds["SE"], ds["DM"]
+    stoppers = dm.loc[dm["ARMCD"] == "GLOFIT", "USUBJID"]
+    fu = se[(se["ETCD"] == "FU") & se["USUBJID"].isin(stoppers)].set_index("USUBJID")["SESTDTC"]
+    coh = _coh(built).assign(USUBJID=lambda f: "GLOCART-" + f["SUBJECT"]).set_index("USUBJID")["COHDAT"]
+    assert len(fu) and (fu == coh.reindex(fu.index)).all()
+    glox = se[(se["ETCD"] == "GLOX") & se["USUBJID"].isin(stoppers)].set_index("USUBJID")["SEENDTC"]
+    assert (glox.reindex(fu.index) == fu).all()

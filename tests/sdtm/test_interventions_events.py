@@ -20,9 +20,9 @@ TRANSFERS = {"RS001": "data/raw/RS001/2025-05-27/csv", "GLOCART": "data/raw/GLOC
 DOMAINS = ["EX", "PR", "CM", "MH", "DS", "IE"]
 # The raw forms these domains read (directly or, for DTH, as the DEATH disposition source).
 FORMS = {
-    "RS001": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "LD", "INF"],
+    "RS001": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "LD", "INF", "SUBTX"],
     "GLOCART": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "APH", "SCC", "GLOEX", "AGX",
-                "COH", "LD", "COND", "ASCT", "CART", "CONS"],
+                "COH", "LD", "COND", "ASCT", "CART", "CONS", "SUBTX"],
 }
 ISO8601 = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2})?)?)?)?$")
 
@@ -84,7 +84,9 @@ def test_record_counts_follow_the_raw_forms(built, study):
 
     ds = _ds(built, study)
     proc = raw("PRIOR")["PTTYPE"].isin(["2", "3", "4"])
-    assert len(ds["CM"]) == len(raw("CM")) + (~proc).sum()
+    # subsequent anti-cancer therapy: drug therapy in CM, procedures in PR (cm_subtx / pr_subtx)
+    sub_proc = raw("SUBTX")["STXTYPE"].isin(["2", "3", "4"])
+    assert len(ds["CM"]) == len(raw("CM")) + (~proc).sum() + (~sub_proc).sum()
     assert len(ds["MH"]) == len(raw("MH")) + len(raw("DX"))
     assert len(ds["IE"]) == (raw("ENR")["ELIG"] == "N").sum()
     # GLOCART: one more disposition event per end-of-phase-1 decision (COH, ds_coh.yaml).
@@ -92,11 +94,12 @@ def test_record_counts_follow_the_raw_forms(built, study):
                              + len(raw("DTH")) + (len(raw("COH")) if study == "GLOCART" else 0))
     if study == "RS001":
         assert len(ds["EX"]) == len(raw("INF")) + len(raw("LD"))
-        assert len(ds["PR"]) == proc.sum()
+        assert len(ds["PR"]) == proc.sum() + sub_proc.sum()
     else:
         ex_forms = ["GLOEX", "AGX", "LD", "COND", "CART", "CONS"]
         assert len(ds["EX"]) == sum(len(raw(f)) for f in ex_forms)
-        assert len(ds["PR"]) == proc.sum() + len(raw("APH")) + len(raw("SCC")) + len(raw("ASCT"))
+        assert len(ds["PR"]) == (proc.sum() + sub_proc.sum() + len(raw("APH")) + len(raw("SCC"))
+                                 + len(raw("ASCT")))
 
 
 # -- structure: keys, CT, dates, lengths ----------------------------------------------------
