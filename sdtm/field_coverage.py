@@ -109,10 +109,11 @@ def field_coverage(forms: FormsConfig, specs: dict[str, list], not_submitted: di
             for ref in spec_field_refs(spec):
                 used.setdefault(ref, set()).add(spec.path.name)
     if element_rules is not None:
-        for etcd, rule in element_rules.starts.items():
-            for ref in rule.first or []:
-                form, _, fld = ref.partition(".")
-                used.setdefault((form, fld), set()).add("subject_elements.yaml")
+        for etcd, top in element_rules.starts.items():
+            for rule in (top, *top.by_arm.values()):
+                for ref in rule.raw_fields():
+                    form, _, fld = ref.partition(".")
+                    used.setdefault((form, fld), set()).add("subject_elements.yaml")
     rows = []
     for oid in form_oids or list(forms.form_by_oid):
         form = forms.form(oid)

@@ -83,6 +83,23 @@ def test_se_glocart_stopper_follows_the_shortened_arm_from_the_decision():
         ["FU", "2025-03-30", "FOLLOW-UP"]]
 
 
+def test_se_glocart_follow_up_starts_21_days_after_the_last_consolidation_dose():
+    """Consolidation stopped after 2 cycles (progression): follow-up from the last dose + 21, not
+    from the planned 4 cycles (day 84)."""
+    study = load_study("GLOCART")
+    rules = load_element_rules(study, load_forms("GLOCART"))
+    raw = _raw(IC=[{"SUBJECT": "3", "ICDAT": "2025-01-01"}], GLOEX=[{"SUBJECT": "3", "GXDAT": "2025-01-10"}],
+               COH=[{"SUBJECT": "3", "COHDAT": "2025-02-18"}], LD=[{"SUBJECT": "3", "LDDAT": "2025-02-25"}],
+               CART=[{"SUBJECT": "3", "CARTDAT": "2025-03-02"}],
+               CONS=[{"SUBJECT": "3", "CSDAT": "2025-04-10"}, {"SUBJECT": "3", "CSDAT": "2025-05-01"}])
+    for form, fld in (("COND", "CDDAT"), ("ASCT", "ASCTDAT")):
+        raw[form] = pd.DataFrame(columns=["SUBJECT", fld])
+    dm = _dm(("GLOCART", "GLOCART-3", "3", "CART", "CART", "", "2025-01-10", "2025-12-31"))
+    se = build_se(study, rules, dm, raw).set_index("ETCD")
+    assert se.loc["CONS", "SEENDTC"] == se.loc["FU", "SESTDTC"] == "2025-05-22"
+    assert se.loc["CONS", "EPOCH"] == "CONSOLIDATION TREATMENT"
+
+
 def test_by_arm_rule_must_name_a_known_arm(mappings_copy):
     path = mappings_copy / "GLOCART" / "subject_elements.yaml"
     path.write_text(path.read_text().replace("      GLOFIT: {first: [COH.COHDAT]}", "      NOPE: {first: [COH.COHDAT]}"))
