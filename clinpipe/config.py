@@ -50,6 +50,9 @@ class Arm(Strict):
     elements: list[str] = Field(min_length=1)
     dose_level: str | None = None
     cohort: str | None = None
+    # A shortened arm (SDTMIG 3.4 DM assumption 4b, multistage assignment): the part of a
+    # planned path completed by subjects who stop before a later stage. In TA, not a planned arm.
+    shortened: bool = False
 
 
 class Visit(Strict):
@@ -211,6 +214,8 @@ class TrialDesignRules(Strict):
     branch_element: str | None = None
     transitions: dict[str, str] = {}     # ETCD -> TA.TATRANS (a planned skip or early move)
     element_durations: dict[str, str] = {}   # ETCD -> TE.TEDUR, where the protocol fixes it
+    # Sponsor-defined EPOCH terms (CT C99079 is extensible) used where CT has no term.
+    epoch_extensions: list[str] = []
 
     @field_validator("element_durations")
     @classmethod

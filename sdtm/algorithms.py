@@ -93,6 +93,9 @@ class AssignCT(Algorithm):
         out = pd.Series(table.reindex(keys).to_numpy(), index=raw.index, dtype=object)
         missing = out.isna()
         why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
+        if "." in str(var.arg):
+            # a field joined from another form: the issue's record is this spec's, so name the field
+            why = f"{var.arg}: {why}"
         for idx in out.index[missing]:
             ctx.issues.append((var.name, idx, raw[idx], why))
         return out.where(~missing, raw.str.upper())
@@ -267,8 +270,12 @@ class LastParticipation(Algorithm):
 class Arm(Algorithm):
     """ARMCD/ARM (or ACTARMCD/ACTARM) of the study.yaml arm whose attributes match collected
     values, e.g. {arm: {cohort: ENR.COHORT, dose_level: ENR.DOSELVL}, part: ARMCD}; '' when
-    nothing matches (screen failure, not treated: say why in ARMNRS)."""
-    options = ("part",)
+    nothing matches (screen failure, not treated: say why in ARMNRS).
+
+    `unassigned: ARMCD` names the arm a record gets when every key field is empty: the
+    shortened arm of a multistage assignment (SDTMIG 3.4 DM assumption 4b), for subjects who
+    stopped before the later stage; wrap it in `if:` so that only those subjects get it."""
+    options = ("part", "unassigned")
 
     def fields(self, var):
         return list(var.arg.values())
@@ -278,7 +285,9 @@ class Arm(Algorithm):
         attr = "armcd" if part.endswith("CD") else "arm"
         keys = pd.DataFrame({a: ctx.column(f).astype(str) for a, f in var.arg.items()})
         table = {tuple(str(getattr(arm, a) or "") for a in var.arg): getattr(arm, attr)
-                 for arm in ctx.study.arms}
+                 for arm in ctx.study.arms if not arm.shortened}
+        if var.options.get("unassigned"):
+            table[("",) * len(var.arg)] = getattr(ctx.study.arm(var.options["unassigned"]), attr)
         rows = [tuple(row) for row in keys.itertuples(index=False)]
         out = pd.Series([table.get(row, "") for row in rows], index=ctx.src.index, dtype=object)
         # All keys collected but no arm has them: a code the design does not know.

@@ -21,6 +21,7 @@ from sdtm.engine import (
     enrolled_subjects,
     map_domain,
 )
+from sdtm.field_coverage import MAPPED, field_coverage, form_field_summary, load_not_submitted
 from sdtm.spec import load_specs
 from sdtm.subject_elements import build_se, load_element_rules
 from sdtm.subject_visits import build_sv
@@ -36,6 +37,8 @@ class SdtmBuild:
     issues: pd.DataFrame
     reconciliation: pd.DataFrame
     spec_hashes: dict[str, str] = field(default_factory=dict)
+    # Per collected field: mapped (by which specs), not submitted (why) or UNMAPPED.
+    field_coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def datasets(self) -> dict[str, pd.DataFrame]:
         out = {}
@@ -52,7 +55,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     specs = load_specs(raw.study, raw.forms, root)
     order = ["DM", *sorted(d for d in specs if d != "DM")]
     results, rejections, derived = {}, {}, {}
-    ref_start = ref_exposure = elements = None
+    ref_start = ref_exposure = elements = rules = None
     active = active_records(raw)
     unscheduled = unscheduled_visits(study, raw.forms, active)
     for name in order:
@@ -70,7 +73,8 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
             dm = results[name].data
             ref_start = dm.set_index("USUBJID")["RFSTDTC"]
             ref_exposure = dm.set_index("USUBJID")["RFXSTDTC"]
-            elements = derived["SE"] = build_se(study, load_element_rules(study, raw.forms, root), dm, active)
+            rules = load_element_rules(study, raw.forms, root)
+            elements = derived["SE"] = build_se(study, rules, dm, active)
     sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data)
     if len(sv):
         derived["SV"] = sv
@@ -84,8 +88,9 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
                        ignore_index=True)
     sources = {spec.source for group in specs.values() for spec in group}
-    return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections, sources),
-                     {s.path.name: s.sha256 for group in specs.values() for s in group})
+    coverage = field_coverage(raw.forms, specs, load_not_submitted(raw.study, raw.forms, root), rules)
+    return SdtmBuild(raw.study, results, derived, rej, issues, reconcile(raw, results, rejections, sources, coverage),
+                     {s.path.name: s.sha256 for group in specs.values() for s in group}, coverage)
 
 
 def _settle_rejections(per_spec: dict[str, list[pd.DataFrame]],
@@ -138,9 +143,13 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
 
 
 def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
-              rejections: dict[str, pd.DataFrame], sources: set[str]) -> pd.DataFrame:
+              rejections: dict[str, pd.DataFrame], sources: set[str],
+              coverage: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per raw form: records in, records mapped (distinct RECORDIDs in the traces), rejected
-    (distinct RECORDIDs in the rejection listing) and what is left unaccounted for."""
+    (distinct RECORDIDs in the rejection listing) and what is left unaccounted for; with the
+    field coverage, how many collected fields are mapped / not submitted and which are
+    UNMAPPED. A form is "mapped" only when every one of its collected fields lands somewhere;
+    a form whose records are mapped but some fields are not is "fields unmapped"."""
     mapped: dict[str, set] = {}
     domains: dict[str, list] = {}
     for name, res in results.items():
@@ -154,5 +163,14 @@ def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
         status = "mapped" if form in mapped or form in sources else "not mapped by any spec"
         rows.append((form, len(df), n_map, n_rej, len(df) - n_map - n_rej,
                      ", ".join(sorted(set(domains.get(form, [])))), status))
-    return pd.DataFrame(rows, columns=["FORM", "RECORDS", "MAPPED", "REJECTED", "UNACCOUNTED",
-                                       "DOMAINS", "STATUS"])
+    out = pd.DataFrame(rows, columns=["FORM", "RECORDS", "MAPPED", "REJECTED", "UNACCOUNTED",
+                                      "DOMAINS", "STATUS"])
+    if coverage is None or coverage.empty:
+        return out
+    fields = form_field_summary(coverage)
+    out = out.merge(fields, on="FORM", how="left")
+    out["FIELDS_UNMAPPED"] = out["FIELDS_UNMAPPED"].fillna("")
+    out["FIELDS_STALE"] = out["FIELDS_STALE"].fillna("")
+    partly = (out["STATUS"] == MAPPED) & ((out["FIELDS_UNMAPPED"] != "") | (out["FIELDS_STALE"] != ""))
+    out.loc[partly, "STATUS"] = "fields unmapped"
+    return out

@@ -108,8 +108,11 @@ def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict
                            columns=["DATASET", "LABEL", "RECORDS"])
     meta = {"study": study, "transfer date": str(raw.transfer_date), "raw format": raw.format,
             "standards": f"SDTMIG {metadata.IG_VERSION}, SDTM CT {metadata.CT_VERSION}",
-            "rule": "every raw record is mapped or rejected with a reason; UNACCOUNTED must be 0"}
+            "rule": "every raw record is mapped or rejected with a reason; UNACCOUNTED must be 0; "
+                    "every collected field is mapped or listed as not submitted with a reason "
+                    "(field coverage); UNMAPPED must be none"}
     with staged_layer(study, "reports", out_root, replace=("sdtm_",)) as folder:
         write_report(folder, "sdtm_reconciliation", f"{study}: raw to SDTM reconciliation",
-                     {"reconciliation": build.reconciliation, "rejections": build.rejections,
+                     {"reconciliation": build.reconciliation, "field coverage": build.field_coverage,
+                      "rejections": build.rejections,
                       "mapping issues": build.issues, "datasets": summary}, meta)

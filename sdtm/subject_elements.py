@@ -15,16 +15,29 @@ from clinpipe.yamlio import load_yaml, validation_error
 from sdtm import dates
 
 
-class ElementStart(BaseModel):
+class ArmStart(BaseModel):
+    """An element's start rule for the subjects of one arm (e.g. follow-up of a shortened arm)."""
     model_config = ConfigDict(extra="forbid", frozen=True)
     first: list[str] | None = None
     after: dict[str, int] | None = None
+    # FORM.FIELD -> days after the subject's latest date of that field (e.g. 21 days after the
+    # last consolidation dose); used when the subject has the date, else `after` applies.
+    after_last: dict[str, int] | None = None
 
     @model_validator(mode="after")
     def _one_rule(self):
-        if (self.first is None) == (self.after is None):
-            raise ValueError("give exactly one of first (raw date fields) or after (element: days)")
+        if (self.first is None) == (self.after is None and self.after_last is None):
+            raise ValueError("give exactly one of first (raw date fields) or after (element: days) / "
+                             "after_last (raw date field: days)")
         return self
+
+    def raw_fields(self) -> list[str]:
+        return [*(self.first or []), *(self.after_last or {})]
+
+
+class ElementStart(ArmStart):
+    # ARMCD -> the rule for that arm's subjects (their ACTARMCD, else ARMCD), instead of this one.
+    by_arm: dict[str, ArmStart] = {}
 
 
 class ElementRules(BaseModel):
@@ -39,16 +52,22 @@ def load_element_rules(study: StudyConfig, forms, root: Path | None = None) -> E
     except ValidationError as exc:
         raise validation_error(loaded, exc) from None
     etcds = {e.etcd for e in study.elements}
-    for etcd, rule in rules.starts.items():
-        bad = [e for e in [etcd, *(rule.after or {})] if e not in etcds]
-        if bad:
-            raise ConfigError(f"unknown element {bad[0]!r}", file=loaded.path, field=f"starts.{etcd}",
-                              hint=f"elements are {', '.join(sorted(etcds))}")
-        for ref in rule.first or []:
-            form, _, fld = ref.partition(".")
-            if form not in forms.form_by_oid or fld not in forms.form(form).field_by_oid:
-                raise ConfigError(f"raw field {ref!r} is not in the study's forms", file=loaded.path,
-                                  field=f"starts.{etcd}")
+    armcds = {a.armcd for a in study.arms}
+    for etcd, top in rules.starts.items():
+        bad_arms = set(top.by_arm) - armcds
+        if bad_arms:
+            raise ConfigError(f"unknown arm {min(bad_arms)!r}", file=loaded.path, field=f"starts.{etcd}.by_arm",
+                              hint=f"arms are {', '.join(sorted(armcds))}")
+        for rule in (top, *top.by_arm.values()):
+            bad = [e for e in [etcd, *(rule.after or {})] if e not in etcds]
+            if bad:
+                raise ConfigError(f"unknown element {bad[0]!r}", file=loaded.path, field=f"starts.{etcd}",
+                                  hint=f"elements are {', '.join(sorted(etcds))}")
+            for ref in rule.raw_fields():
+                form, _, fld = ref.partition(".")
+                if form not in forms.form_by_oid or fld not in forms.form(form).field_by_oid:
+                    raise ConfigError(f"raw field {ref!r} is not in the study's forms", file=loaded.path,
+                                      field=f"starts.{etcd}")
     missing = etcds - set(rules.starts)
     if missing:
         raise ConfigError(f"no start rule for element(s) {sorted(missing)}", file=loaded.path,
@@ -67,9 +86,26 @@ def _first_dates(raw_active: dict[str, pd.DataFrame], refs: list[str]) -> pd.Ser
     return pd.concat(parts).groupby("SUBJECT")["DTC"].min()
 
 
+def _last_plus(raw_active: dict[str, pd.DataFrame], rule: ArmStart) -> pd.Series:
+    """Per SUBJECT: the first `after_last` field the subject has, its latest full date + days."""
+    out = pd.Series(dtype=object)
+    for ref, days in (rule.after_last or {}).items():
+        form, _, fld = ref.partition(".")
+        frame = raw_active[form]
+        full = frame[fld].str.match(r"^\d{4}-\d{2}-\d{2}$")
+        last = pd.to_datetime(frame.loc[full].groupby("SUBJECT")[fld].max()) + pd.Timedelta(days=days)
+        out = out.combine_first(last.dt.strftime("%Y-%m-%d"))
+    return out
+
+
 def build_se(study: StudyConfig, rules: ElementRules, dm: pd.DataFrame,
              raw_active: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    first = {e: _first_dates(raw_active, r.first) for e, r in rules.starts.items() if r.first}
+    first = {(e, None): _first_dates(raw_active, r.first) for e, r in rules.starts.items() if r.first}
+    first.update({(e, a): _first_dates(raw_active, r.first) for e, top in rules.starts.items()
+                  for a, r in top.by_arm.items() if r.first})
+    last_plus = {(e, None): _last_plus(raw_active, r) for e, r in rules.starts.items() if r.after_last}
+    last_plus.update({(e, a): _last_plus(raw_active, r) for e, top in rules.starts.items()
+                      for a, r in top.by_arm.items() if r.after_last})
     arms = {a.armcd: a for a in study.arms}
     names = {e.etcd: e for e in study.elements}
     default_path = max((a.elements for a in study.arms), key=len)
@@ -82,14 +118,18 @@ def build_se(study: StudyConfig, rules: ElementRules, dm: pd.DataFrame,
             arm = arms.get(rec.ACTARMCD) or arms.get(rec.ARMCD)
             path = arm.elements if arm else default_path
         starts: dict[str, str] = {}
+        armcd = rec.ACTARMCD or rec.ARMCD
         for etcd in path:
-            rule = rules.starts[etcd]
+            rule, key = rules.starts[etcd], (etcd, None)
+            if armcd in rule.by_arm:
+                rule, key = rule.by_arm[armcd], (etcd, armcd)
             if rule.first:
-                value = first[etcd].get(subject)
+                value = first[key].get(subject)
             else:
-                base = next(((e, d) for e, d in rule.after.items() if e in starts), None)
-                value = (dt.date.fromisoformat(starts[base[0]]) + dt.timedelta(days=base[1])).isoformat() \
-                    if base else None
+                value = last_plus[key].get(subject) if key in last_plus else None
+                base = next(((e, d) for e, d in (rule.after or {}).items() if e in starts), None)
+                if value is None and base:
+                    value = (dt.date.fromisoformat(starts[base[0]]) + dt.timedelta(days=base[1])).isoformat()
                 if value and rec.RFPENDTC and value > rec.RFPENDTC[:10]:
                     value = None     # participation ended before this element began
             if value:

@@ -96,7 +96,17 @@ def build_te(study: StudyConfig) -> pd.DataFrame:
 
 # -- TA -------------------------------------------------------------------------------------
 
-def _epoch(epoch: str, etcd: str) -> str:
+def _epoch(epoch: str, etcd: str, extensions: list[str]) -> str:
+    """A CT EPOCH term, or a sponsor term the study declares (C99079 is extensible). A declared
+    extension that CT has (or has as a synonym) is an error: the CT term must be used."""
+    cl = codelist("EPOCH")
+    if epoch in extensions:
+        if cl.lookup(epoch) is not None:
+            raise ConfigError(f"epoch extension {epoch!r} is a term of {cl.short} ({cl.code})",
+                              hint=f"use {cl.lookup(epoch)!r} and drop it from epoch_extensions")
+        if not cl.extensible:
+            raise ConfigError(f"{cl.short} ({cl.code}) is not extensible; {epoch!r} cannot be added")
+        return epoch
     _ct_term(epoch, "EPOCH", f"element {etcd} epoch")
     return epoch
 
@@ -112,9 +122,12 @@ def build_ta(study: StudyConfig) -> pd.DataFrame:
                 "ARMCD": arm.armcd, "ARM": arm.arm, "TAETORD": order, "ETCD": etcd,
                 "ELEMENT": el.element,
                 # The branch sits on the element at whose end the assignment happens (SDTMIG TA).
-                "TABRANCH": f"Assigned to {arm.arm}" if etcd == rules.branch_element else "",
+                # A shortened arm is where the path ends at the branch: its subjects are not
+                # assigned to a later stage.
+                "TABRANCH": ("" if etcd != rules.branch_element
+                             else "Not assigned to a later stage" if arm.shortened else f"Assigned to {arm.arm}"),
                 "TATRANS": rules.transitions.get(etcd, ""),
-                "EPOCH": _epoch(el.epoch, etcd),
+                "EPOCH": _epoch(el.epoch, etcd, rules.epoch_extensions),
             })
     return _frame("TA", study, rows)
 
@@ -291,7 +304,8 @@ _PARAMETERS: tuple[tuple[str, Getter], ...] = (
     ("ADDON", lambda s, t, r: [_yn(s, t.add_on, "ADDON")]),
     ("INTMODEL", lambda s, t, r: [_ct(s, t.intervention_model, "C99076", "INTMODEL")]),
     ("INTTYPE", lambda s, t, r: [_ct(s, v, "C99078", "INTTYPE") for v in t.intervention_types]),
-    ("NARMS", lambda s, t, r: [_number(len(s.arms))]),
+    # Planned arms only: a shortened arm (multistage assignment, DM assumption 4b) is not planned.
+    ("NARMS", lambda s, t, r: [_number(sum(not a.shortened for a in s.arms))]),
     ("NCOHORT", lambda s, t, r: _cohort_count(s)),
     ("RANDOM", lambda s, t, r: [_yn(s, t.randomized, "RANDOM")]),
     ("TBLIND", lambda s, t, r: [_ct(s, t.blinding, "C66735", "TBLIND")]),

@@ -80,7 +80,8 @@ Tumour lesions (Lugano 2014 / LYRIC 2016; the study maps readings to its TL form
     measure_lesions(rng, lesions, kind, nadir, ratio=None, new_lesion=False, n_new=0) -> [LesionReading]
     spd(readings) -> float
 Follow-up, death, disposition
-    add_survival_contact(rec, subj, folder, date, status="1", new_tx=None, folderseq=1)
+    add_survival_contact(rec, subj, folder, date, status="1", folderseq=1)
+    add_subsequent_therapy(rec, subj, start, name, rng, folder="LOGS")
     add_death(rec, subj, cause, cause_text=None, folder="EOS", rng=None)
     add_disposition(rec, subj, date, code, term=None, folder="EOS")
 """
@@ -1964,15 +1965,45 @@ def measure_lesions(rng: np.random.Generator, lesions: Sequence[Lesion], kind: s
 
 
 def add_survival_contact(rec: Recorder, subj: Subject, folder: str, date: dt.date, status: str = "1",
-                         new_tx: tuple[dt.date, str] | None = None, folderseq: int = 1) -> dict | None:
+                         folderseq: int = 1) -> dict | None:
     """SURV record: status 1 alive (last known alive = contact date), 2 dead (dated the day of
-    death: the contact that learned of it is not dated later than the death), 3 lost."""
+    death: the contact that learned of it is not dated later than the death), 3 lost. A new
+    anti-cancer therapy learned of at a contact goes on the subsequent-therapy log
+    (`add_subsequent_therapy`), not on the contact."""
     values = {"SVDAT": iso(date), "SURVSTAT": status,
-              "LKADAT": iso(date) if status == "1" else None,
-              "NEWTX": None if status != "1" else ("Y" if new_tx else "N"),
-              "NEWTXDAT": iso(new_tx[0]) if new_tx else None,
-              "NEWTXTRT": new_tx[1] if new_tx else None}
+              "LKADAT": iso(date) if status == "1" else None}
     return rec.add("SURV", subj, folder, values, date=date, folderseq=folderseq)
+
+
+# Therapy type (library codelist PRTYPE) of each subsequent therapy the simulators give.
+SUBSEQUENT_THERAPY_TYPES = {
+    "R-GemOx": "1", "Polatuzumab-BR": "1", "Polatuzumab vedotin + bendamustine + rituximab": "1",
+    "FLAG-IDA": "1", "Palliative radiotherapy": "2", "Allogeneic SCT": "4",
+    "Allogeneic haematopoietic stem-cell transplant": "4", "Glofitamab": "7", "Epcoritamab": "7",
+    "Blinatumomab": "7", "Loncastuximab tesirine": "6", "Inotuzumab ozogamicin": "6",
+    "Tafasitamab + lenalidomide": "6",
+}
+
+
+def add_subsequent_therapy(rec: Recorder, subj: Subject, start: dt.date, name: str,
+                           rng: np.random.Generator, folder: str = "LOGS") -> dict | None:
+    """SUBTX log record: a new anti-cancer therapy started after the study treatment (any time,
+    not only at a survival contact). Started on or after the death date or after the subject's
+    last date, it is not recorded. Drug therapy runs 6-24 weeks, radiotherapy 1-3 weeks, a
+    transplant is one day; an end after the subject's last date is ongoing."""
+    if start > subj.last_date or (subj.death_date is not None and start >= subj.death_date):
+        return None
+    kind = SUBSEQUENT_THERAPY_TYPES[name]
+    if kind in ("3", "4"):
+        end = start
+    elif kind == "2":
+        end = add_days(start, int(rng.integers(7, 22)))
+    else:
+        end = add_days(start, int(rng.integers(42, 169)))
+    ongoing = end > subj.last_date
+    return rec.add("SUBTX", subj, folder, {
+        "STXTYPE": kind, "STXTRT": name, "STXSTDAT": iso(start),
+        "STXENDAT": None if ongoing else iso(end), "STXONGO": "Y" if ongoing else "N"}, date=start)
 
 
 def add_death(rec: Recorder, subj: Subject, cause: str, cause_text: str | None = None,

@@ -94,7 +94,9 @@ class Design:
         self.post_cart_rsp = [v for v in sorted(study.visits, key=lambda v: v.visitnum)
                               if "RSP" in v.assessments and v.visitnum >= first
                               and (v.anchor == "CART" or v.folder == self.eos_folder)]
-        self.arm_codes = [a.armcd for a in study.arms]
+        # Cohorts the end-of-phase-1 decision assigns; a shortened arm (stopped after phase 1) is
+        # the trial design's record of not being assigned, not a cohort to draw.
+        self.arm_codes = [a.armcd for a in study.arms if not a.shortened]
         self.cart_visits = [v for v in study.visits if v.anchor == "CART" and v.day >= 0]
         units = set(forms.codelists["DOSEU"])
         for slots in [self.glofit, self.fc, self.cond, *self.agent_x.values()]:
@@ -240,6 +242,9 @@ class Plan:
     lesions: list[c.Lesion] = field(default_factory=list)
     nadir: dict[str, tuple[float, float]] = field(default_factory=dict)
     last_ratio: float = 1.0
+    # The subject's own generator for what issue 12 added (follow-up of phase-1 stoppers,
+    # subsequent therapy details), so the draws of the original stream stay as they were.
+    rng_fu: np.random.Generator | None = None
 
     @property
     def cd34_total(self) -> float:
@@ -280,6 +285,7 @@ class Planner:
             self._phase2(plan, rng)
             self._post_cart(plan, rng)
         self._fate_after_dropout(plan, rng)
+        self._stopper_follow_up(plan)
         self._withdrawal_in_follow_up(plan, rng)
         return plan
 
@@ -701,6 +707,58 @@ class Planner:
             plan.new_therapy = (c.add_days(plan.coh_date, c.uniform_int(rng, [5, 30])),
                                 fu["new_therapies"][int(rng.integers(len(fu["new_therapies"])))])
 
+    def _stopper_follow_up(self, plan: Plan) -> None:
+        """A subject who stops after phase 1 without progression (toxicity, CAR-T manufacturing
+        failure) keeps the protocol's response assessments - the post-CAR-T calendar (Month 3
+        to Month 18) counted from the end-of-phase-1 decision, and the 2-year visit - until
+        progression, a new anti-cancer therapy or death; survival contacts every 3 months
+        follow progression or the new therapy. A progression death is preceded by the
+        progression scan. Draws come from `plan.rng_fu`."""
+        if plan.dropout not in ("AE", "MFG") or plan.pd_date is not None:
+            return
+        rng, sf, fu = plan.rng_fu, self.p["phase1_stop_follow_up"], self.p["follow_up"]
+        state = plan.eop1.response if plan.eop1 else c.pick(rng, sf["first_response"])
+        t_pd = None
+        if not c.bernoulli(rng, sf["cure_fraction"][state]):
+            t_pd = c.add_days(plan.coh_date, max(14, int(c.weibull_days(rng, sf["progression_median_days"]))))
+        if plan.death is not None and plan.death_cause == "1":
+            latest = max(c.add_days(plan.death, -c.uniform_int(rng, [7, 45])), c.add_days(plan.coh_date, 1))
+            t_pd = min(t_pd, latest) if t_pd else latest
+        stop = plan.new_therapy[0] if plan.new_therapy else None
+        for v in self.d.post_cart_rsp[1:]:
+            date = (plan.y2_date if v.folder == self.d.eos_folder
+                    else c.add_days(plan.coh_date, v.day + c.window_offset(rng, v.window)))
+            last = plan.assessments[-1].date if plan.assessments else plan.coh_date
+            if plan.death and date >= plan.death and t_pd is not None and last < t_pd < plan.death \
+                    and not (stop and t_pd >= stop):
+                # Progression before the next scan is due: documented at an unscheduled scan.
+                plan.pd_date = self._assess(plan, rng, "UNS", 1, t_pd, "PRE", "PD").date
+                break
+            if date > plan.y2_date or (plan.death and date >= plan.death) or (stop and date >= stop):
+                break
+            if date <= last:
+                continue
+            if t_pd is not None and t_pd <= date:
+                if plan.death is not None and t_pd >= plan.death:
+                    break
+                if stop is not None and t_pd >= stop:
+                    break
+                # Symptoms bring some subjects in before the next scheduled scan.
+                if t_pd > last and c.bernoulli(rng, fu["unscheduled_pd_rate"]):
+                    rsp = self._assess(plan, rng, "UNS", 1, t_pd, "PRE", "PD")
+                else:
+                    rsp = self._assess(plan, rng, v.folder, 1, date, "PRE", "PD")
+                plan.pd_date = rsp.date
+                break
+            state = self._evolve(state, False, rng)
+            self._assess(plan, rng, v.folder, 1, date, "PRE", state)
+        if plan.pd_date is not None and plan.new_therapy is None and c.bernoulli(rng, fu["new_therapy_after_pd_rate"]):
+            plan.new_therapy = (c.add_days(plan.pd_date, c.uniform_int(rng, [7, 35])),
+                                fu["new_therapies"][int(rng.integers(len(fu["new_therapies"])))])
+        # Survival contacts (FUP) once the scans end by progression or a new therapy; until
+        # then the scheduled visits carry the contact (Emitter._follow_up).
+        plan.fu_from = plan.pd_date or stop
+
     def _withdrawal_in_follow_up(self, plan: Plan, rng: np.random.Generator) -> None:
         if plan.off_study or plan.dropout == "DEATH":
             return
@@ -921,19 +979,21 @@ class Emitter:
     # -- follow-up, death, disposition ----------------------------------------------------------
     def _follow_up(self, plan: Plan, rng: np.random.Generator) -> None:
         subj, rec = plan.subj, self.rec
-        if plan.cohort is not None:
-            for v in self.d.study.visits_with("SURV", plan.cohort):
-                a = next((x for x in plan.assessments if x.folder == v.folder), None)
-                if a is not None and (plan.cart_pd is None or a.date <= plan.cart_pd):
-                    c.add_survival_contact(rec, subj, v.folder, a.date)
+        # Scheduled visits with a survival contact, while the subject is still scanned: after
+        # CAR-T until progression, or (phase-1 stoppers followed up) until progression.
+        scanned_until = plan.cart_pd if plan.cohort is not None else plan.pd_date
+        for v in self.d.study.visits_with("SURV", plan.cohort):
+            a = next((x for x in plan.assessments if x.folder == v.folder), None)
+            if a is not None and (scanned_until is None or a.date <= scanned_until):
+                c.add_survival_contact(rec, subj, v.folder, a.date)
+        if plan.new_therapy is not None:
+            # Logged when it starts (any visit), not only at a survival contact.
+            c.add_subsequent_therapy(rec, subj, plan.new_therapy[0], plan.new_therapy[1], plan.rng_fu)
         if plan.fu_from is not None:
             step = int(self.p["follow_up"]["survival_contact_days"])
             when, seq = c.add_days(plan.fu_from, step), 1
-            pending = plan.new_therapy
             while when <= plan.y2_date:
-                new_tx = pending if pending and pending[0] <= when else None
-                if c.add_survival_contact(rec, subj, "FUP", when, new_tx=new_tx, folderseq=seq) is not None and new_tx:
-                    pending = None
+                c.add_survival_contact(rec, subj, "FUP", when, folderseq=seq)
                 when, seq = c.add_days(when, step + int(rng.integers(-7, 8))), seq + 1
         if subj.death_date is not None:
             if plan.death_cause == "3":
@@ -1232,6 +1292,9 @@ def _truth(plan: Plan, design: Design) -> dict[str, Any]:
         "deauville_d28": plan.d28.deauville if plan.d28 else None, "ctdna_d28": plan.ctdna,
         "consolidation_indicated": plan.cons_indicated, "cons_start": iso(plan.cons_start),
         "pd_date": iso(plan.pd_date), "pd_after_cart_date": iso(plan.cart_pd),
+        "new_therapy_date": iso(plan.new_therapy[0]) if plan.new_therapy else None,
+        "new_therapy": plan.new_therapy[1] if plan.new_therapy else None,
+        "coh_date": iso(plan.coh_date),
         "death_date": iso(subj.death_date),
         "death_cause": plan.death_cause if subj.death_date else None,
         "end_date": iso(subj.end_date), "transfer_date": iso(subj.transfer_date),
@@ -1258,7 +1321,7 @@ def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> S
         subj = c.draw_subject(rng, numbering.next(site.siteid), site, consent, transfer, _age(rng))
         if consent > transfer:
             continue
-        plan = planner.plan(Plan(subj, i, timing=c.timing_rng(seed, i)), rng)
+        plan = planner.plan(Plan(subj, i, timing=c.timing_rng(seed, i), rng_fu=np.random.default_rng([seed, i, 0x5B7])), rng)
         _settle_fate(plan, transfer)
         emitter.emit(plan, rng)
         truths.append(_truth(plan, design))

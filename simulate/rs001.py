@@ -1342,16 +1342,17 @@ class SubjectSim:
     def _survival(self, eff: dict, fate: Fate) -> None:
         subj, rec = self.subj, self.rec
         new_tx = eff.get("new_tx")
-        reported = False
+        if new_tx:
+            # On the subsequent-therapy log when it starts, whatever the visit; its own stream
+            # (end date) so the other draws of the subject stay as they were.
+            own = np.random.default_rng([self.t.seed, self.s.order, 0x5B7])
+            C.add_subsequent_therapy(rec, subj, subj.on(new_tx[0]), new_tx[1], own)
         last_contact = None
         for v in self.study.visits_with("SURV"):
             date = subj.on(self.vd[v.folder])
             if date > subj.last_date:
                 break
-            tx = None
-            if new_tx and not reported and subj.on(new_tx[0]) <= date:
-                tx, reported = (subj.on(new_tx[0]), new_tx[1]), True
-            C.add_survival_contact(rec, subj, v.folder, date, "1", new_tx=tx)
+            C.add_survival_contact(rec, subj, v.folder, date, "1")
             last_contact = date
         if fate.end_code == "3" and subj.end_date is not None and subj.end_date <= subj.transfer_date:
             C.add_survival_contact(rec, subj, "FUP", subj.end_date, "3")

@@ -20,9 +20,9 @@ TRANSFERS = {"RS001": "data/raw/RS001/2025-05-27/csv", "GLOCART": "data/raw/GLOC
 DOMAINS = ["EX", "PR", "CM", "MH", "DS", "IE"]
 # The raw forms these domains read (directly or, for DTH, as the DEATH disposition source).
 FORMS = {
-    "RS001": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "LD", "INF"],
+    "RS001": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "LD", "INF", "SUBTX"],
     "GLOCART": ["IC", "MH", "PRIOR", "CM", "DS", "DTH", "ENR", "DX", "APH", "SCC", "GLOEX", "AGX",
-                "LD", "COND", "ASCT", "CART", "CONS"],
+                "COH", "LD", "COND", "ASCT", "CART", "CONS", "SUBTX"],
 }
 ISO8601 = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2})?)?)?)?$")
 
@@ -65,7 +65,11 @@ def test_forms_reconcile(built, study):
     rec = built[study][1].reconciliation.set_index("FORM")
     for form in FORMS[study]:
         row = rec.loc[form]
-        assert row["STATUS"] == "mapped", form
+        # Fields other issue-12 branches map (helper CODING) may still be UNMAPPED here; the lead
+        # drops this allowance after merging (see tests/sdtm/test_field_coverage.py).
+        pending = {"ENR": {"XPLAN"}, "DM": {"RACEOTH"}}.get(form, set())
+        unmapped = {f for f in row["FIELDS_UNMAPPED"].split(", ") if f}
+        assert row["STATUS"] == "mapped" or (unmapped and unmapped <= pending), (form, unmapped)
         assert row["UNACCOUNTED"] == 0, form
         assert row["MAPPED"] + row["REJECTED"] == row["RECORDS"], form
 
@@ -80,20 +84,24 @@ def test_record_counts_follow_the_raw_forms(built, study):
 
     ds = _ds(built, study)
     proc = raw("PRIOR")["PTTYPE"].isin(["2", "3", "4"])
-    assert len(ds["CM"]) == len(raw("CM")) + (~proc).sum()
+    # subsequent anti-cancer therapy: drug therapy in CM, procedures in PR (cm_subtx / pr_subtx)
+    sub_proc = raw("SUBTX")["STXTYPE"].isin(["2", "3", "4"])
+    assert len(ds["CM"]) == len(raw("CM")) + (~proc).sum() + (~sub_proc).sum()
     # RS001 screen failures have no DX form: their diagnosis comes from ENR (mh_enr.yaml)
     sf_without_dx = ~raw("ENR")["SUBJECT"].isin(raw("DX")["SUBJECT"]) & (raw("ENR")["ELIG"] == "N")
     assert len(ds["MH"]) == len(raw("MH")) + len(raw("DX")) + (sf_without_dx.sum() if study == "RS001" else 0)
     assert len(ds["IE"]) == (raw("ENR")["ELIG"] == "N").sum()
+    # GLOCART: one more disposition event per end-of-phase-1 decision (COH, ds_coh.yaml).
     assert len(ds["DS"]) == (len(raw("IC")) + len(raw("ENR")) + (raw("DS")["DSDECOD"] != "2").sum()
-                             + len(raw("DTH")))
+                             + len(raw("DTH")) + (len(raw("COH")) if study == "GLOCART" else 0))
     if study == "RS001":
         assert len(ds["EX"]) == len(raw("INF")) + len(raw("LD"))
-        assert len(ds["PR"]) == proc.sum()
+        assert len(ds["PR"]) == proc.sum() + sub_proc.sum()
     else:
         ex_forms = ["GLOEX", "AGX", "LD", "COND", "CART", "CONS"]
         assert len(ds["EX"]) == sum(len(raw(f)) for f in ex_forms)
-        assert len(ds["PR"]) == proc.sum() + len(raw("APH")) + len(raw("SCC")) + len(raw("ASCT"))
+        assert len(ds["PR"]) == (proc.sum() + sub_proc.sum() + len(raw("APH")) + len(raw("SCC"))
+                                 + len(raw("ASCT")))
 
 
 # -- structure: keys, CT, dates, lengths ----------------------------------------------------
@@ -124,6 +132,8 @@ def test_ct_controlled_values_are_ct(built, study, domain):
         lists = [metadata.codelist(c) for c in var.codelists]
         values = set(df[var.name].dropna().astype(str)) - {""}
         bad = {v for v in values if not any(cl.lookup(v) == v for cl in lists)}
+        if var.name == "EPOCH":     # sponsor epochs the study declares (C99079 is extensible)
+            bad -= set(load_study(study).trial_summary.design.epoch_extensions)
         assert not bad, f"{domain}.{var.name}: {sorted(bad)}"
 
 
@@ -153,7 +163,9 @@ def test_no_issues_in_these_domains(built):
 @pytest.mark.parametrize("study", TRANSFERS)
 def test_ds_one_death_record_per_dead_subject_on_the_death_date(built, study):
     ds, dm = _ds(built, study)["DS"], _ds(built, study)["DM"]
-    deaths = ds[ds["DSDECOD"] == "DEATH"]
+    # The study-participation DEATH; GLOCART's phase-1 disposition (DSSCAT STUDY TREATMENT,
+    # ds_coh.yaml) also says DEATH for a subject who died in phase 1, on the same date.
+    deaths = ds[(ds["DSDECOD"] == "DEATH") & (ds["DSSCAT"] == "STUDY PARTICIPATION")]
     assert not deaths["USUBJID"].duplicated().any()
     dead = dm[dm["DTHFL"] == "Y"].set_index("USUBJID")["DTHDTC"]
     assert set(deaths["USUBJID"]) == set(dead.index)

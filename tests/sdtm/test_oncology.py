@@ -166,8 +166,8 @@ def test_record_counts(built):
         assert len(tr) == from_tl + visits + _n(rsp, "DEAUV")
         assert len(b.results["RS"].data) == _n(rsp, "RSOVR", "RSNEWL") + _n(_raw(raw, "DX"), "ECOG", "STAGE", "BULKY", "IPI")
         assert len(_from(b, "LB", "CTDNA")) == _n(ct, "CTRES", "CTVAL")
-        supp = b.datasets()["SUPPRS"]
-        assert len(supp) == len(_from(b, "RS", "RSP")) and set(supp["QNAM"]) == {"RSPHASE"}
+        # Before / after CAR-T is EPOCH (rs.yaml), no SUPPRS.
+        assert "SUPPRS" not in b.datasets()
 
 
 NATURAL_KEYS = {"TU": ["USUBJID", "TULNKID"], "TR": ["USUBJID", "VISITNUM", "TRLNKID", "TRTESTCD"],
@@ -202,6 +202,8 @@ SPONSOR_TERMS = {
     "RSSTRESC": {"IR1", "IR2", "IR3"},
     "LBTESTCD": {"MRD", "CTDNA", "CTDNACON"},
     "LBTEST": {"Measurable Residual Disease", "Circulating Tumor DNA", "Circulating Tumor DNA Concentration"},
+    # GLOCART's stage epochs CT has no term for (study.yaml trial_summary.design.epoch_extensions)
+    "EPOCH": set(load_study("GLOCART").trial_summary.design.epoch_extensions),
 }
 INDICATORS = {"NEWLIND", "EMDIND", "ANCRECIN", "PLTRECIN"}     # RS tests answered Y/N (NY)
 BASELINE_CATEGORIES = {"ECOG", "ANN ARBOR STAGING", "INTERNATIONAL PROGNOSTIC INDEX"}   # rs_dx.yaml
@@ -213,7 +215,8 @@ def _is_term(value, codelists):
 
 def test_sponsor_terms_extend_extensible_codelists_only():
     owner = {"RSSTRESC": ("RS", "RSSTRESC"), "RSCAT": ("RS", "RSCAT"), "RSTESTCD": ("RS", "RSTESTCD"),
-             "RSTEST": ("RS", "RSTEST"), "LBTESTCD": ("LB", "LBTESTCD"), "LBTEST": ("LB", "LBTEST")}
+             "RSTEST": ("RS", "RSTEST"), "LBTESTCD": ("LB", "LBTESTCD"), "LBTEST": ("LB", "LBTEST"),
+             "EPOCH": ("TU", "EPOCH")}
     for var, terms in SPONSOR_TERMS.items():
         codelists = metadata.domain(owner[var][0]).var(owner[var][1]).codelists
         assert all(metadata.codelist(c).extensible for c in codelists), var
@@ -378,7 +381,7 @@ def test_collected_spd_equals_the_target_lesions_rs001():
 def test_golden_glocart():
     _, _, b = _build("GLOCART")
     ds = b.datasets()
-    tu, tr, rs, supp = ds["TU"], ds["TR"], ds["RS"], ds["SUPPRS"]
+    tu, tr, rs = ds["TU"], ds["TR"], ds["RS"]
     # 203-001 screening: SPD = 41x37 + 44x29 + 23x15 + 49x42 + 27x21 (targets T01-T05)
     spd = _one(tr, USUBJID="GLOCART-203-001", VISIT="SCREENING", TRTESTCD="SUMPPD")
     assert (spd.TRORRES, spd.TRSTRESN, spd.TRORRESU, spd.TRMETHOD, spd.TRLOBXFL) == \
@@ -396,8 +399,9 @@ def test_golden_glocart():
     assert list(zip(ovr["RSDTC"], ovr["VISIT"], ovr["RSSTRESC"])) == [
         ("2023-09-27", "END OF PHASE 1", "CR"), ("2023-11-03", "DAY 28", "CR"),
         ("2023-11-27", f"UNSCHEDULED {d28 + 0.01:.2f}", "PD")]
-    phase = supp[supp["USUBJID"] == s].set_index("IDVARVAL")["QVAL"]
-    assert [phase[f"{q:.0f}"] for q in ovr["RSSEQ"]] == ["BEFORE CAR-T", "AFTER CAR-T", "AFTER CAR-T"]
+    # before CAR-T = the salvage epoch; after it, the CAR-T epochs (rs.yaml)
+    assert ovr["EPOCH"].tolist()[0] == "INDUCTION TREATMENT"
+    assert set(ovr["EPOCH"].tolist()[1:]) <= {"CELLULAR THERAPY", "CONSOLIDATION TREATMENT", "FOLLOW-UP"}
     scores = tr[(tr["USUBJID"] == s) & (tr["TRTESTCD"] == "FDP5PS")]
     assert scores["TRSTRESN"].tolist() == [3.0, 1.0, 5.0]
     # ctDNA: 201-004 positive 10.7 hGE/mL (two records: detection call and concentration, one

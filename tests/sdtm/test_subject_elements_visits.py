@@ -55,6 +55,58 @@ def test_se_screen_failure_and_death_before_follow_up(rs001):
     assert died["SEENDTC"].tolist()[-1] == "2025-03-01"
 
 
+def test_se_glocart_stopper_follows_the_shortened_arm_from_the_decision():
+    """Arm GLOFIT (stopped after phase 1): SCRN, GLOX, then FU from the end-of-phase-1 decision
+    (by_arm rule), with the stage epochs; a CAR-T subject's FU still starts 28 days after CAR-T."""
+    study = load_study("GLOCART")
+    rules = load_element_rules(study, load_forms("GLOCART"))
+    raw = _raw(IC=[{"SUBJECT": "1", "ICDAT": "2025-01-01"}, {"SUBJECT": "2", "ICDAT": "2025-01-01"}],
+               GLOEX=[{"SUBJECT": "1", "GXDAT": "2025-01-10"}, {"SUBJECT": "2", "GXDAT": "2025-01-10"}],
+               COH=[{"SUBJECT": "1", "COHDAT": "2025-01-25"}, {"SUBJECT": "2", "COHDAT": "2025-02-18"}],
+               LD=[{"SUBJECT": "2", "LDDAT": "2025-02-25"}], COND=[], ASCT=[],
+               CART=[{"SUBJECT": "2", "CARTDAT": "2025-03-02"}], CONS=[])
+    for form, fld in (("COND", "CDDAT"), ("ASCT", "ASCTDAT"), ("CONS", "CSDAT")):
+        raw[form] = pd.DataFrame(columns=["SUBJECT", fld])
+    dm = _dm(("GLOCART", "GLOCART-1", "1", "GLOFIT", "GLOFIT", "", "2025-01-10", "2025-06-30"),
+             ("GLOCART", "GLOCART-2", "2", "CART", "CART", "", "2025-01-10", "2025-09-30"))
+    se = build_se(study, rules, dm, raw)
+    stop = se[se.USUBJID == "GLOCART-1"]
+    assert stop[["ETCD", "SESTDTC", "SEENDTC", "EPOCH"]].values.tolist() == [
+        ["SCRN", "2025-01-01", "2025-01-10", "SCREENING"],
+        ["GLOX", "2025-01-10", "2025-01-25", "INDUCTION TREATMENT"],
+        ["FU", "2025-01-25", "2025-06-30", "FOLLOW-UP"]]
+    assert stop["TAETORD"].tolist() == [1, 2, 3]
+    cart = se[se.USUBJID == "GLOCART-2"]
+    assert cart[["ETCD", "SESTDTC", "EPOCH"]].values.tolist() == [
+        ["SCRN", "2025-01-01", "SCREENING"], ["GLOX", "2025-01-10", "INDUCTION TREATMENT"],
+        ["FC", "2025-02-25", "CONDITIONING"], ["CART", "2025-03-02", "CELLULAR THERAPY"],
+        ["FU", "2025-03-30", "FOLLOW-UP"]]
+
+
+def test_se_glocart_follow_up_starts_21_days_after_the_last_consolidation_dose():
+    """Consolidation stopped after 2 cycles (progression): follow-up from the last dose + 21, not
+    from the planned 4 cycles (day 84)."""
+    study = load_study("GLOCART")
+    rules = load_element_rules(study, load_forms("GLOCART"))
+    raw = _raw(IC=[{"SUBJECT": "3", "ICDAT": "2025-01-01"}], GLOEX=[{"SUBJECT": "3", "GXDAT": "2025-01-10"}],
+               COH=[{"SUBJECT": "3", "COHDAT": "2025-02-18"}], LD=[{"SUBJECT": "3", "LDDAT": "2025-02-25"}],
+               CART=[{"SUBJECT": "3", "CARTDAT": "2025-03-02"}],
+               CONS=[{"SUBJECT": "3", "CSDAT": "2025-04-10"}, {"SUBJECT": "3", "CSDAT": "2025-05-01"}])
+    for form, fld in (("COND", "CDDAT"), ("ASCT", "ASCTDAT")):
+        raw[form] = pd.DataFrame(columns=["SUBJECT", fld])
+    dm = _dm(("GLOCART", "GLOCART-3", "3", "CART", "CART", "", "2025-01-10", "2025-12-31"))
+    se = build_se(study, rules, dm, raw).set_index("ETCD")
+    assert se.loc["CONS", "SEENDTC"] == se.loc["FU", "SESTDTC"] == "2025-05-22"
+    assert se.loc["CONS", "EPOCH"] == "CONSOLIDATION TREATMENT"
+
+
+def test_by_arm_rule_must_name_a_known_arm(mappings_copy):
+    path = mappings_copy / "GLOCART" / "subject_elements.yaml"
+    path.write_text(path.read_text().replace("      GLOFIT: {first: [COH.COHDAT]}", "      NOPE: {first: [COH.COHDAT]}"))
+    with pytest.raises(ConfigError, match="unknown arm 'NOPE'"):
+        load_element_rules(load_study("GLOCART"), load_forms("GLOCART"), root=mappings_copy)
+
+
 def test_element_rules_are_checked(mappings_copy):
     path = mappings_copy / "RS001" / "subject_elements.yaml"
     path.write_text(path.read_text().replace("FC:       {first: [LD.LDDAT]}", "FC:       {first: [LD.LDDATE]}"))

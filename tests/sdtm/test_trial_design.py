@@ -78,7 +78,8 @@ def test_ta_elements_and_epochs_agree_with_te(design):
     element_of = dict(zip(te.ETCD, te.ELEMENT))
     assert set(ta.ETCD) <= set(te.ETCD)
     assert (ta.ELEMENT == ta.ETCD.map(element_of)).all()
-    assert set(ta.EPOCH) <= set(codelist("C99079").terms)
+    # CT terms, or the sponsor terms the study declares for stages CT has no term for.
+    assert set(ta.EPOCH) <= set(codelist("C99079").terms) | set(study.trial_summary.design.epoch_extensions)
     for armcd, rows in ta.groupby("ARMCD"):
         assert list(rows.TAETORD) == list(range(1, len(rows) + 1))
         assert list(rows.ETCD) == study.arm(armcd).elements
@@ -105,7 +106,43 @@ def test_glocart_consolidation_is_a_planned_skip():
     ta = build_trial_design(study, load_forms("GLOCART"))["TA"]
     cart = ta[ta.ETCD == "CART"]
     assert len(cart) == 2 and cart.TATRANS.str.contains("Follow-up").all()
-    assert set(ta[ta.TABRANCH != ""].TABRANCH) == {"Assigned to CAR-T alone", "Assigned to CAR-T + ASCT"}
+    assert set(ta[ta.TABRANCH != ""].TABRANCH) == {"Assigned to CAR-T alone", "Assigned to CAR-T + ASCT",
+                                                  "Not assigned to a later stage"}
+
+
+def test_glocart_shortened_arm_for_subjects_stopping_after_phase_1():
+    """SDTMIG 3.4 DM assumption 4b: the part of the path completed is an arm of TA (GLOFIT),
+    not a planned arm (NARMS 2); its path ends with follow-up after the salvage."""
+    study = load_study("GLOCART")
+    ds = build_trial_design(study, load_forms("GLOCART"))
+    ta = ds["TA"]
+    glofit = ta[ta.ARMCD == "GLOFIT"]
+    assert glofit.ETCD.tolist() == ["SCRN", "GLOX", "FU"]
+    assert glofit.ARM.unique().tolist() == ["Glofitamab-based salvage only"]
+    assert glofit.EPOCH.tolist() == ["SCREENING", "INDUCTION TREATMENT", "FOLLOW-UP"]
+    assert ds["TS"].set_index("TSPARMCD").loc["NARMS", "TSVAL"] == "2"
+
+
+def test_glocart_epochs_distinguish_the_stages():
+    ta = build_trial_design(load_study("GLOCART"), load_forms("GLOCART"))["TA"]
+    asct = ta[ta.ARMCD == "CARTASCT"]
+    assert asct.EPOCH.tolist() == ["SCREENING", "INDUCTION TREATMENT", "CONDITIONING", "CELLULAR THERAPY",
+                                   "CELLULAR THERAPY", "CONSOLIDATION TREATMENT", "FOLLOW-UP"]
+    cart = ta[ta.ARMCD == "CART"].set_index("ETCD").EPOCH
+    assert cart["FC"] == "CONDITIONING" and cart["CART"] == "CELLULAR THERAPY"
+
+
+def test_epoch_extension_must_be_declared_and_not_a_ct_term():
+    study = load_study("GLOCART")
+    rules = study.trial_summary.design
+    undeclared = study.model_copy(update={"trial_summary": study.trial_summary.model_copy(
+        update={"design": rules.model_copy(update={"epoch_extensions": []})})})
+    with pytest.raises(ConfigError, match="CONDITIONING"):
+        build_trial_design(undeclared, load_forms("GLOCART"))
+    ct_term = study.model_copy(update={"trial_summary": study.trial_summary.model_copy(
+        update={"design": rules.model_copy(update={"epoch_extensions": [*rules.epoch_extensions, "SCREENING"]})})})
+    with pytest.raises(ConfigError, match="is a term of"):
+        build_trial_design(ct_term, load_forms("GLOCART"))
 
 
 # -- TV ---------------------------------------------------------------------------------------
@@ -225,7 +262,7 @@ def test_ts_run_facts(design):
     assert _ts(design, "SSTDTC").TSVAL.tolist() == ["2022-09-05"]
     assert _ts(design, "ACTSUB").TSVAL.tolist() == ["37"]
     assert _ts(design, "SENDTC").TSVALNF.tolist() == ["NAV"]     # ongoing
-    assert _ts(design, "NARMS").TSVAL.tolist() == [str(len(design[1].arms))]
+    assert _ts(design, "NARMS").TSVAL.tolist() == [str(sum(not a.shortened for a in design[1].arms))]
 
 
 def test_ts_golden_values():

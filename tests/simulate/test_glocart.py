@@ -328,3 +328,70 @@ def test_labs_on_dosing_days_are_pre_dose(sim):
     assert len({r["FOLDER"] for r in on_dosing_days}) >= 3
     for r in on_dosing_days:
         assert r["LBTIM"] < first[(r["SUBJECT"], r["LBDAT"])], r
+
+
+# -- follow-up after phase 1, subsequent therapy (issue 12) ------------------------------------
+
+def test_phase1_stoppers_keep_response_follow_up_until_progression_or_death(sim, truth):
+    rsp = _by_subject(sim, "RSP")
+    followed = 0
+    for s, t in truth.items():
+        if t["dropout"] not in ("AE", "MFG"):
+            continue
+        after = sorted((r for r in rsp.get(s, []) if r["RSDAT"] > t["coh_date"]), key=lambda r: r["RSDAT"])
+        followed += bool(after)
+        for k, r in enumerate(after):
+            assert r["RSPHASE"] == "PRE", s              # never had CAR-T
+            if r["RSOVR"] == "PD":
+                assert k == len(after) - 1, s            # scans end at progression
+                assert t["pd_date"] == r["RSDAT"], s
+            if t["new_therapy_date"]:
+                assert r["RSDAT"] < t["new_therapy_date"], s   # ... or at a new therapy
+            if t["death_date"]:
+                assert r["RSDAT"] < t["death_date"], s
+        if t["pd_date"] and t["pd_date"] > t["coh_date"]:
+            assert any(r["RSOVR"] == "PD" and r["RSDAT"] == t["pd_date"] for r in after), s
+    assert followed, "no phase-1 stopper was followed with scans"
+
+
+def test_more_seeds_follow_stoppers_and_record_progression_before_a_progression_death(study, forms):
+    followed = pd_seen = 0
+    for seed in (1, 2, 3):
+        sim = glocart.run(study, forms, 40, seed)
+        truth = {t["SUBJECT"]: t for t in sim.truth["subjects"]}
+        rsp = _by_subject(sim, "RSP")
+        for s, t in truth.items():
+            if t["dropout"] not in ("AE", "MFG") or not t["coh_date"]:
+                continue
+            after = [r for r in rsp.get(s, []) if r["RSDAT"] > t["coh_date"]]
+            followed += bool(after)
+            if after and t["death_date"] and t["death_cause"] == "1":
+                assert any(r["RSOVR"] == "PD" for r in after), s
+                pd_seen += 1
+    assert followed >= 2 and pd_seen >= 1
+
+
+def test_subsequent_therapy_after_progression_and_before_death(sim, truth):
+    from simulate.common import SUBSEQUENT_THERAPY_TYPES
+
+    logged = _by_subject(sim, "SUBTX")
+    assert logged
+    for s, rows in logged.items():
+        t = truth[s]
+        assert len(rows) == 1, s
+        r = rows[0]
+        assert r["STXSTDAT"] == t["new_therapy_date"], s
+        assert r["STXTYPE"] == SUBSEQUENT_THERAPY_TYPES[r["STXTRT"]]
+        # after progression; a CAR-T manufacturing failure may move to another therapy without it
+        if t["dropout"] == "MFG" and (not t["pd_date"] or t["pd_date"] > r["STXSTDAT"]):
+            assert r["STXSTDAT"] > t["coh_date"], s
+        else:
+            assert t["pd_date"] and r["STXSTDAT"] > t["pd_date"], s
+        if t["death_date"]:
+            assert r["STXSTDAT"] < t["death_date"], s
+        assert r["STXSTDAT"] <= sim.transfer_date.isoformat()
+    # every planned therapy that started before the subject's last date is logged
+    for s, t in truth.items():
+        last = min(x for x in (sim.transfer_date.isoformat(), t["death_date"], t["end_date"]) if x)
+        if t["new_therapy_date"] and t["new_therapy_date"] < last:
+            assert s in logged, s

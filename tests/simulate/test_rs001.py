@@ -455,3 +455,39 @@ def test_lymphodepletion_jitters_within_window_with_times(sim, sims, study):
             adj = [r for r in recs if r["LDADJ"] == "Y"]
             assert all(r["LDADJR"] for r in adj) and not any(r.get("LDADJR") for r in recs if r["LDADJ"] != "Y")
     assert len(starts) > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Subsequent anti-cancer therapy (issue 12): a SUBTX log record whenever one starts
+# ---------------------------------------------------------------------------------------------
+
+def test_subsequent_therapy_logged_after_progression_and_before_death(sim, sims):
+    from simulate.common import SUBSEQUENT_THERAPY_TYPES
+
+    n = 0
+    for trial in [sim, *sims]:
+        truth = {t["SUBJECT"]: t for t in trial.truth["subjects"]}
+        logged = _by_subject(trial.records.get("SUBTX", []))
+        for subj, t in truth.items():
+            rows = logged.get(subj, [])
+            assert len(rows) <= 1, subj
+            if not rows:
+                # not logged only when it starts after the subject's last date (or never)
+                last = min(x for x in (trial.transfer_date.isoformat(), t["death_date"], t["end_date"]) if x)
+                assert t.get("new_therapy_date") is None or t["new_therapy_date"] > last \
+                    or t["new_therapy_date"] == t["death_date"], subj
+                continue
+            r = rows[0]
+            n += 1
+            assert r["STXSTDAT"] == t["new_therapy_date"], subj
+            assert r["STXTYPE"] == SUBSEQUENT_THERAPY_TYPES[r["STXTRT"]]
+            assert r["STXSTDAT"] > t["infusion_date"], subj
+            if t["progression_date"]:
+                assert r["STXSTDAT"] > t["progression_date"], subj
+            else:     # B-ALL: allogeneic SCT in remission, or no remission at all
+                assert r["STXTYPE"] == "4" or not t.get("remission"), subj
+            if t["death_date"]:
+                assert r["STXSTDAT"] < t["death_date"], subj
+            assert (r["STXENDAT"] is None) == (r["STXONGO"] == "Y")
+            assert r["STXENDAT"] is None or r["STXENDAT"] >= r["STXSTDAT"]
+    assert n >= 5
