@@ -44,10 +44,15 @@ def build_adlb(frames, study, adsl: pd.DataFrame, spec: DatasetSpec | None = Non
     adlb = bds.derive_var_pchg(adlb)
 
     # CTCAE v5.0 grades (SI criteria: AVAL is in standard units); baseline grade of the ABLFL record
-    adlb = derive_vars_atoxdsc(adlb, "PARAMCD")
-    adlb = derive_var_atoxgr_dir(adlb, "ATOXGRL", "ATOXDSCL", "L")
-    adlb = derive_var_atoxgr_dir(adlb, "ATOXGRH", "ATOXDSCH", "H")
-    adlb = derive_var_atoxgr(adlb)
+    # (graded on the variables the criteria read, so adam.ctcae copies a narrow frame)
+    # (the unit is LBSTRESU, the one PARAM shows, given directly rather than parsed back from PARAM)
+    grading = derive_vars_atoxdsc(adlb[["PARAMCD", "LBSTRESU", "AVAL", "ANRLO", "ANRHI", "BASE", "BNRIND", "PCHG"]],
+                                  "PARAMCD")
+    grading = derive_var_atoxgr_dir(grading, "ATOXGRL", "ATOXDSCL", "L", unit_var="LBSTRESU")
+    grading = derive_var_atoxgr_dir(grading, "ATOXGRH", "ATOXDSCH", "H", unit_var="LBSTRESU")
+    grading = derive_var_atoxgr(grading)
+    for var in ("ATOXDSCL", "ATOXDSCH", "ATOXGRL", "ATOXGRH", "ATOXGR"):
+        adlb[var] = grading[var].to_numpy()
     for src, base in (("ATOXGRL", "BTOXGRL"), ("ATOXGRH", "BTOXGRH"), ("ATOXGR", "BTOXGR")):
         adlb = derive_var_btoxgr(adlb, src, base, by_vars=("USUBJID", "PARAMCD"))
     for var in ("ATOXGRL", "ATOXGRH", "ATOXGR", "BTOXGRL", "BTOXGRH", "BTOXGR"):

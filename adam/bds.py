@@ -35,6 +35,13 @@ METADATA_DIR = Path(__file__).resolve().parent / "metadata"
 BY = ["USUBJID", "PARAMCD"]
 
 
+def _by_value(values: pd.Series, fn) -> pd.Series:
+    """`fn` applied to each distinct value once and mapped back: SDTM text repeats heavily
+    (units, visits, time points), so this is the fast form of a vectorised string method."""
+    uniq = pd.Series(values.unique())
+    return values.map(dict(zip(uniq, fn(uniq.astype(str)), strict=True)))
+
+
 # --- input checks ------------------------------------------------------------------------------
 
 def check_subjects_in_dm(findings: pd.DataFrame, dm: pd.DataFrame, dataset: str, file=None) -> None:
@@ -53,7 +60,7 @@ def check_units(findings: pd.DataFrame, dataset: str, file=None) -> None:
     """A numeric result without a standard unit is an error: its parameter (PARAM carries the
     unit) and its CTCAE grade (criteria are unit-specific) would be guesses."""
     d = dataset
-    bad = findings[f"{d}STRESN"].notna() & (findings[f"{d}STRESU"].str.strip() == "")
+    bad = findings[f"{d}STRESN"].notna() & (_by_value(findings[f"{d}STRESU"], lambda u: u.str.strip()) == "")
     if bad.any():
         first = findings[bad].iloc[0]
         raise SdtmInputError(
@@ -70,8 +77,8 @@ def derive_vars_param(dataset: pd.DataFrame, domain: str, file=None) -> pd.DataF
     `extract_unit(PARAM)` reads it back for CTCAE) and PARAMN (order of PARAMCD). A test with
     two names or two standard units would give PARAMCD two PARAMs: an error naming it."""
     d = domain
-    out = dataset.copy()
-    unit = out[f"{d}STRESU"].str.strip()
+    out = dataset.copy(deep=False)
+    unit = out[f"{d}STRESU"] = _by_value(out[f"{d}STRESU"], lambda u: u.str.strip())
     # a NOT DONE record has no unit: it takes its test's unit so the test stays one parameter
     per_test = out.loc[unit != "", [f"{d}TESTCD", f"{d}STRESU"]].drop_duplicates()
     for what, table in (("standard unit", per_test),
@@ -96,10 +103,11 @@ def derive_vars_aval(dataset: pd.DataFrame, domain: str) -> pd.DataFrame:
     as admiral (a numeric result is not repeated as text). SRCDOM/SRCVAR/SRCSEQ name the
     SDTM value each record comes from."""
     d = domain
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     out["AVAL"] = out[f"{d}STRESN"]
-    text = out["AVAL"].isna() & (out[f"{d}STRESC"].str.strip() != "")
-    out["AVALC"] = np.where(text, out[f"{d}STRESC"].str.strip(), "")
+    stresc = _by_value(out[f"{d}STRESC"], lambda c: c.str.strip())
+    text = out["AVAL"].isna() & (stresc != "")
+    out["AVALC"] = np.where(text, stresc, "")
     out["SRCDOM"] = d
     out["SRCVAR"] = np.where(text, f"{d}STRESC", f"{d}STRESN")
     out["SRCSEQ"] = out[f"{d}SEQ"]
@@ -110,7 +118,7 @@ def derive_vars_adt(dataset: pd.DataFrame, dtc: str) -> pd.DataFrame:
     """ADT (date of --DTC, no imputation: a partial date gives none) and ADTM (with its time;
     missing without one). Seconds are set to 00 where only hours:minutes were collected, which
     ADaMIG says needs no ATMF."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     out["ADT"] = compute_dt(out[dtc], "n")[0]
     out["ADTM"] = compute_dtm(out[dtc], "s")[0]
     return out
@@ -118,7 +126,7 @@ def derive_vars_adt(dataset: pd.DataFrame, dtc: str) -> pd.DataFrame:
 
 def derive_var_ady(dataset: pd.DataFrame, ref: str = "TRTSDT") -> pd.DataFrame:
     """ADY = ADT - ref + 1 on or after the reference, ADT - ref before (no day 0)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     days = (out["ADT"] - pd.to_datetime(out[ref])).dt.days
     out["ADY"] = np.where(days >= 0, days + 1, days).astype(float)
     return out
@@ -128,10 +136,10 @@ def derive_vars_avisit(dataset: pd.DataFrame, tpt: str | None = None) -> pd.Data
     """AVISIT/AVISITN = VISIT/VISITNUM for scheduled visits; an unscheduled visit has none
     (not windowed into a scheduled one), but its values still count for baseline and worst.
     ATPT/ATPTN = --TPT/--TPTNUM where the domain has them (Day 0 pre/post-infusion)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     visit = out["VISIT"] if "VISIT" in out.columns else pd.Series("", index=out.index)
     vnum = out["VISITNUM"] if "VISITNUM" in out.columns else pd.Series(np.nan, index=out.index)
-    unsched = visit.str.upper().str.startswith("UNSCHED") | (visit == "")
+    unsched = _by_value(visit, lambda v: v.str.upper().str.startswith("UNSCHED") | (v == "")).astype(bool)
     out["AVISIT"] = np.where(unsched, "", visit)
     out["AVISITN"] = vnum.where(~unsched)
     if tpt is not None:
@@ -177,7 +185,7 @@ def _timepoint(dataset: pd.DataFrame, prefix: str) -> pd.Series:
     """The record's planned time point says it is before ("PRE-INFUSION", "PREDOSE") or
     after ("POST-INFUSION") the dose: the only clue for an untimed result on a dosing day."""
     tpt = dataset["ATPT"] if "ATPT" in dataset.columns else pd.Series("", index=dataset.index)
-    return tpt.astype(str).str.upper().str.startswith(prefix)
+    return _by_value(tpt, lambda t: t.str.upper().str.startswith(prefix)).astype(bool)
 
 
 def _on_or_before(dataset: pd.DataFrame, ref_dt: str, ref_dtm: str) -> pd.Series:
@@ -195,7 +203,7 @@ def derive_var_ablfl(dataset: pd.DataFrame, ref_dt: str = "BLREFDT", ref_dtm: st
     """ABLFL = "Y" on the last record with a value (AVAL or AVALC) on or before the baseline
     reference, per subject and parameter (ties on the time: the higher visit number, then
     --SEQ); no record qualifies -> no baseline."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     has_value = out["AVAL"].notna() | (out["AVALC"] != "")
     cand = out[has_value & _on_or_before(out, ref_dt, ref_dtm)]
     order = [c for c in ("ADT", "ADTM", "VISITNUM", "ATPTN", "SRCSEQ") if c in cand.columns]
@@ -212,7 +220,7 @@ def derive_var_postbl(dataset: pd.DataFrame, ref_dt: str = "BLREFDT", ref_dtm: s
 def derive_vars_base(dataset: pd.DataFrame, pairs: dict[str, str], by: list[str] = BY) -> pd.DataFrame:
     """Add baseline variables {new: source} (BASE from AVAL, BASEC from AVALC, BNRIND from
     ANRIND...) from the ABLFL record of each subject and parameter."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     base = out.loc[out["ABLFL"] == "Y", [*by, *pairs.values()]]
     base = pd.DataFrame({**{b: base[b] for b in by}, **{new: base[src] for new, src in pairs.items()}})
     merged = out[by].merge(base, on=by, how="left")
@@ -224,14 +232,14 @@ def derive_vars_base(dataset: pd.DataFrame, pairs: dict[str, str], by: list[str]
 
 def derive_var_chg(dataset: pd.DataFrame, post: pd.Series) -> pd.DataFrame:
     """CHG = AVAL - BASE on post-baseline records (missing on baseline and before it)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     out["CHG"] = (out["AVAL"] - out["BASE"]).where(post.to_numpy())
     return out
 
 
 def derive_var_pchg(dataset: pd.DataFrame) -> pd.DataFrame:
     """PCHG = 100 x CHG / BASE; missing when BASE is 0 (undefined, never inf)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     base = out["BASE"].where(out["BASE"] != 0)
     out["PCHG"] = 100 * out["CHG"] / base
     return out
@@ -241,7 +249,7 @@ def derive_var_anrind(dataset: pd.DataFrame, collected: str | None = None) -> pd
     """ANRIND from AVAL and the analysis range: LOW below ANRLO, HIGH above ANRHI, NORMAL
     within (a bound that is missing is not checked); where AVAL is missing (a text result),
     the collected --NRIND."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     aval, lo, hi = out["AVAL"], out["ANRLO"], out["ANRHI"]
     has_range = lo.notna() | hi.notna()
     ind = np.select([aval.notna() & lo.notna() & (aval < lo), aval.notna() & hi.notna() & (aval > hi),
@@ -258,7 +266,7 @@ def derive_var_ontrtfl(dataset: pd.DataFrame, post: pd.Series, start_dt: str = "
     (STUDIES.md: on/after Day 0) up to the data cut-off (later records are already out); on
     the start day a record timed at or before a timed start is not, nor an untimed one whose
     time point says pre-dose (Day 0 PRE-INFUSION ECG)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     sdt = pd.to_datetime(out[start_dt])
     sdtm = pd.to_datetime(out[start_dtm]) if start_dtm in out.columns else pd.Series(pd.NaT, index=out.index)
     timed = out["ADTM"].notna() & sdtm.notna()
@@ -271,7 +279,7 @@ def derive_var_ontrtfl(dataset: pd.DataFrame, post: pd.Series, start_dt: str = "
 def derive_var_window_flag(dataset: pd.DataFrame, new_var: str, days: int, start_dt: str = "TRTSDT") -> pd.DataFrame:
     """`new_var` = "Y" on on-treatment records up to Day `days` (Day 0 = `start_dt`), e.g.
     the Day 0-28 window of RS001's primary safety analysis (study.yaml dlt.window_days)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     end = pd.to_datetime(out[start_dt]) + pd.to_timedelta(days, unit="D")
     out[new_var] = np.where((out["ONTRTFL"] == "Y") & (out["ADT"] <= end), "Y", "")
     return out
@@ -282,7 +290,7 @@ def derive_var_extreme_flag(dataset: pd.DataFrame, new_var: str, where: pd.Serie
     """`new_var` = "Y" on the first record per `by` among those meeting `where`, sorted by
     `order` [(variable, ascending)]; missing values sort last, so a value beats none. Ties
     are broken by the order's later variables (then the record's place), one flag per group."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     rows = out[where.to_numpy()]
     names, asc = [*by, *(v for v, _ in order)], [True] * len(by) + [a for _, a in order]
     first = rows.sort_values(names, ascending=asc, na_position="last", kind="stable").drop_duplicates(by)
@@ -294,7 +302,7 @@ def derive_var_shift(dataset: pd.DataFrame, new_var: str, from_var: str, to_var:
                      missing: str = "MISSING") -> pd.DataFrame:
     """`new_var` = "<from> to <to>" (admiral's derive_var_shift) on records meeting `where`;
     a missing side reads `missing`."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     f = out[from_var].astype(object).where(out[from_var].notna(), "").astype(str).replace("", missing)
     t = out[to_var].astype(object).where(out[to_var].notna(), "").astype(str).replace("", missing)
     out[new_var] = np.where(where.to_numpy(), f + " to " + t, "")
@@ -302,9 +310,9 @@ def derive_var_shift(dataset: pd.DataFrame, new_var: str, from_var: str, to_var:
 
 
 def derive_var_grade_n(dataset: pd.DataFrame, new_var: str, source: str) -> pd.DataFrame:
-    """Numeric form of a grade ("0".."4" -> 0..4, missing stays missing)."""
-    out = dataset.copy()
-    out[new_var] = pd.to_numeric(out[source].astype(object).where(out[source].notna(), ""), errors="coerce")
+    """Numeric form of a grade ("0".."4", "-1".."-4" for ATOXGR -> numbers; missing stays missing)."""
+    out = dataset.copy(deep=False)
+    out[new_var] = out[source].map({str(g): float(g) for g in range(-4, 5)}).astype(float)
     return out
 
 
@@ -342,7 +350,7 @@ def derive_vars_crit(dataset: pd.DataFrame, criteria: list[dict], n: int) -> pd.
     criterion's parameter, CRITy is its text and CRITyFL "Y" when it holds, "N" when it does
     not, empty when it cannot be judged (the value, or for a change the baseline, missing; or
     the record's unit is not the criterion's). A parameter without a criterion y has neither."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     unit = out["PARAM"].str.extract(r"\(([^()]*)\)\s*$", expand=False).fillna("")
     for y in range(1, n + 1):
         text = np.full(len(out), "", dtype=object)
@@ -373,7 +381,9 @@ def findings_records(frames, adsl: pd.DataFrame, domain: str, required: tuple[st
     Checks first: every subject in DM, every numeric result with a unit. `optional` gives
     defaults for permissible variables an SDTM may lack."""
     d = domain
-    df = frames.get(d, required).copy()
+    df = frames.get(d, required)
+    # only what the derivations read: every later step copies less
+    df = df[[c for c in dict.fromkeys((*required, *(optional or {}))) if c in df.columns]].copy()
     for var, default in (optional or {}).items():
         if var not in df.columns:
             df[var] = default
