@@ -16,10 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from adam.adae import build_adae
+from adam.adeg import build_adeg
 from adam.adex import build_adex
+from adam.adlb import build_adlb
 from adam.adpc import build_adpc
 from adam.adpp import build_adpp
 from adam.adsl import build_adsl, finish_adsl
+from adam.advs import build_advs
 from adam.cutoff import CutoffView
 from adam.metadata import CT_VERSION, IG_VERSION, load_spec
 from adam.read import Sdtm, SdtmInputError, read_sdtm
@@ -39,6 +42,9 @@ def _adsl(frames, study, built):
 # (no PC data, say) returns None and is not written.
 BUILDERS = {
     "ADSL": _adsl,
+    "ADLB": lambda frames, study, built: build_adlb(frames, study, built["ADSL"]),
+    "ADVS": lambda frames, study, built: build_advs(frames, study, built["ADSL"]),
+    "ADEG": lambda frames, study, built: build_adeg(frames, study, built["ADSL"]),
     "ADAE": lambda frames, study, built: build_adae(frames, study, built["ADSL"]),
     "ADEX": lambda frames, study, built: build_adex(frames, study, built["ADSL"]),
     "ADPC": lambda frames, study, built: build_adpc(frames, study, built["ADSL"]),   # None without PC
