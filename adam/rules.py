@@ -160,6 +160,8 @@ def compute_last_alive(frames, options: dict | None = None) -> pd.Series:
 def derive_vars_disposition(adsl: pd.DataFrame, ds: pd.DataFrame, where: str) -> pd.DataFrame:
     """EOSSTT / EOSDT / DCSREAS from the last DS record meeting `where` (by DSSTDTC):
     COMPLETED when its DSDECOD is COMPLETED, else DISCONTINUED; ONGOING without one."""
+    if not ds.empty and "DSSCAT" not in ds.columns:
+        ds = ds.assign(DSSCAT="")      # Permissible in SDTMIG 3.4: absent means no subcategory
     out = derive_vars_merged(adsl, ds, {"_DECOD": "DSDECOD", "_DTC": "DSSTDTC"}, where=where,
                              order=("DSSTDTC",), mode="last")
     decod = out.pop("_DECOD").fillna("")

@@ -65,11 +65,8 @@ def test_forms_reconcile(built, study):
     rec = built[study][1].reconciliation.set_index("FORM")
     for form in FORMS[study]:
         row = rec.loc[form]
-        # Fields other issue-12 branches map (helper CODING) may still be UNMAPPED here; the lead
-        # drops this allowance after merging (see tests/sdtm/test_field_coverage.py).
-        pending = {"ENR": {"XPLAN"}, "DM": {"RACEOTH"}}.get(form, set())
         unmapped = {f for f in row["FIELDS_UNMAPPED"].split(", ") if f}
-        assert row["STATUS"] == "mapped" or (unmapped and unmapped <= pending), (form, unmapped)
+        assert row["STATUS"] == "mapped" and not unmapped, (form, unmapped)
         assert row["UNACCOUNTED"] == 0, form
         assert row["MAPPED"] + row["REJECTED"] == row["RECORDS"], form
 
