@@ -259,6 +259,9 @@ def test_sample_writes_adlb_advs_adeg(sample_runs, study):
         assert (df.ADT.dropna() <= pd.Timestamp(run.cutoff)).all()
         for flag in ("WORSTLFL", "WORSTHFL"):
             assert not df[df[flag] == "Y"].duplicated(["USUBJID", "PARAMCD"]).any()
+    if getattr(run, "validation", None) is not None:   # the ADaM conformance checks of the run
+        errors = run.validation.open("ERROR")
+        assert errors[errors.DATASET.isin(["ADLB", "ADVS", "ADEG"])].empty
     adlb = run.datasets["ADLB"]
     assert adlb.ATOXGRL.isin(["", "0", "1", "2", "3", "4"]).all()
     assert (adlb.loc[adlb.PARAMCD.isin(["CRP", "FERRITIN", "INTLK6"]), ["ATOXGRL", "ATOXGRH"]] == "").all().all()
