@@ -46,6 +46,10 @@ def derive_vars_ae_dates(adae: pd.DataFrame) -> pd.DataFrame:
     bounds = [b for b in (out.DTHDT, out.DCUTDT)]
     out["ASTDT"], out["ASTDTF"] = compute_dt(out.AESTDTC, "M", "first", [out.TRTSDT], bounds)
     out["AENDT"], out["AENDTF"] = compute_dt(out.AEENDTC, "M", "last", None, bounds)
+    # an end after the data cut-off was not yet known at it: the event is ongoing at the cut-off
+    late = out.AENDT > out.DCUTDT
+    out.loc[late, "AENDT"] = pd.NaT
+    out.loc[late, "AENDTF"] = ""
     # an end imputed before the (imputed) start is moved to the start
     early = out.AENDT.notna() & out.ASTDT.notna() & (out.AENDT < out.ASTDT) & (out.AENDTF != "")
     out.loc[early, "AENDT"] = out.loc[early, "ASTDT"]

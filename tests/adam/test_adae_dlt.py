@@ -116,6 +116,8 @@ def test_partial_dates_imputed_within_treatment_death_and_cutoff():
     assert out.AENDT.dt.strftime("%Y-%m-%d").fillna("").tolist() == ["2025-01-20", "2025-03-12", "", "2025-02-28"]
     assert out.ASTDY.tolist()[:3] == [1.0, 1.0, -40.0]            # no day 0
     assert out.ADURN.tolist()[0] == 11.0
+    after = derive_vars_ae_dates(df.assign(DCUTDT=pd.Timestamp("2025-01-15")))
+    assert pd.isna(after.AENDT[0]) and after.AENDTF[0] == ""       # ended after the cut-off: ongoing at it
 
 
 def test_treatment_emergence():

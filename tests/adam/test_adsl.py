@@ -42,6 +42,7 @@ def _sdtm(tmp_path, dm=None):
         "EXTRT": ["FLUDARABINE", "FLUDARABINE", "RS001", "FLUDARABINE", "RS001"],
         "EXCAT": ["LYMPHODEPLETION", "LYMPHODEPLETION", "CELL THERAPY", "LYMPHODEPLETION", "CELL THERAPY"],
         "EXSTDTC": ["2024-01-20", "2024-01-21", "2024-01-25T10:40", "2025-02-01", "2025-02-06T09:00"],
+        "EXDOSE": [30.0, 30, 1e6, 30, 6e6], "EXDOSU": ["mg/m2", "mg/m2", "CAR+ cells/kg", "mg/m2", "CAR+ cells/kg"],
     })
     ex.to_parquet(folder / "ex.parquet")
     pd.DataFrame({
@@ -51,7 +52,9 @@ def _sdtm(tmp_path, dm=None):
     }).to_parquet(folder / "ds.parquet")
     pd.DataFrame({
         "STUDYID": "RS001", "DOMAIN": "AE", "USUBJID": ["RS001-101-001", "RS001-103-001", "RS001-103-001"],
-        "AESEQ": [1.0, 1, 2], "AETERM": ["X", "Y", "Z"], "AEDECOD": ["X", "Y", "Z"],
+        "AESEQ": [1.0, 1, 2], "AETERM": ["X", "Y", "Z"], "AEDECOD": ["Pyrexia", "Cytokine release syndrome", "Nausea"],
+        "AEBODSYS": ["General disorders and administration site conditions", "Immune system disorders",
+                     "Gastrointestinal disorders"], "AETOXGR": ["2", "4", "1"], "AEREL": "PROBABLY RELATED",
         "AESTDTC": ["2024-05-30", "2025-05-20", "2025-05-30"], "AEENDTC": ["", "2025-05-28", ""],
     }).to_parquet(folder / "ae.parquet")
     pd.DataFrame({"STUDYID": "RS001", "DOMAIN": "MH", "USUBJID": ["RS001-101-001", "RS001-103-001"],
@@ -72,7 +75,8 @@ def adsl(tmp_path):
 def test_one_record_per_dm_subject_in_spec_order(adsl):
     assert list(adsl.index) == ["101-001", "101-002", "103-001"]
     names = load_spec("ADSL", "RS001").names
-    assert list(adsl.columns) == [n for n in names if n != "SUBJID"]
+    after_adae = {"DLTFL", "DLTINVFL", "DLTEVLFL"}      # added by finish_adsl once ADAE exists
+    assert list(adsl.columns) == [n for n in names if n != "SUBJID" and n not in after_adae]
 
 
 def test_treatment_from_study_dose_levels(adsl):
@@ -137,8 +141,20 @@ def test_unknown_country_must_be_grouped_on_purpose(tmp_path):
 def test_run_writes_xpt_parquet_and_manifest(tmp_path):
     run = run_adam("RS001", _sdtm(tmp_path), tmp_path / "out", progress=lambda m: None)
     folder = tmp_path / "out" / "RS001" / "adam"
-    assert {p.name for p in folder.iterdir()} == {"adsl.xpt", "adsl.parquet", "manifest.json"}
+    # no LB/VS/EG/PC in this folder: those datasets are not built
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", *(f"{d}.{x}" for d in ("adsl", "adae", "adex")
+                                                                     for x in ("xpt", "parquet"))}
     assert run.cutoff == CUT and run.dropped["AE"] == 1
     import json
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["data_cutoff"] == "2025-05-27" and manifest["datasets"]["ADSL"]["rows"] == 3
+    # ADAE from standard AE variables only (no AEGRPID, no SUPPAE): the grading scale by term,
+    # the DLT re-derived (grade 4 CRS on Day 14 -> CRS-G4), the AE after the cut-off left out
+    adae = run.datasets["ADAE"].set_index("AESEQ")
+    assert len(adae) == 2 and run.written["ADAE"]["rows"] == 2
+    crs = adae[adae.USUBJID == "RS001-103-001"].loc[1.0]
+    assert crs.ATOXSCL == "ASTCT 2019" and crs.ATOXGRN == 4 and crs.AESICAT == "CRS"
+    assert crs.TRTEMFL == "Y" and crs.ASTDY == 104 and crs.DLTFL == ""      # Day 103: outside the window
+    adsl = run.datasets["ADSL"].set_index("SUBJID")
+    assert adsl.DLTEVLFL.to_dict() == {"101-001": "Y", "101-002": "N", "103-001": "Y"}
+    assert run.validation.open("ERROR").empty, run.validation.findings.to_string()
