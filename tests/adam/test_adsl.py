@@ -158,3 +158,23 @@ def test_run_writes_xpt_parquet_and_manifest(tmp_path):
     adsl = run.datasets["ADSL"].set_index("SUBJID")
     assert adsl.DLTEVLFL.to_dict() == {"101-001": "Y", "101-002": "N", "103-001": "Y"}
     assert run.validation.open("ERROR").empty, run.validation.findings.to_string()
+
+
+def test_cli_bad_sdtm_is_one_clear_line_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from clinpipe.cli import main
+
+    folder = _sdtm(tmp_path, _dm().drop(columns="ACTARMCD"))
+    res = CliRunner().invoke(main, ["adam", "--study", "RS001", "--sdtm", str(folder), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "ACTARMCD" in res.output and "dm.parquet" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o" / "RS001" / "adam").exists()
+    # an AE of a subject missing from DM: named, nothing written
+    ae = pd.read_parquet(folder / "ae.parquet")
+    (folder / "dm.parquet").unlink()
+    _dm().to_parquet(folder / "dm.parquet")
+    ae.assign(USUBJID=["RS001-999-999", "RS001-103-001", "RS001-103-001"]).to_parquet(folder / "ae.parquet")
+    res = CliRunner().invoke(main, ["adam", "--study", "RS001", "--sdtm", str(folder), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "RS001-999-999" in res.output and "not in DM" in res.output, res.output
+    assert not (tmp_path / "o" / "RS001" / "adam").exists()
