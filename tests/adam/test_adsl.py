@@ -24,7 +24,8 @@ def _dm(**over):
         "USUBJID": ["RS001-101-001", "RS001-101-002", "RS001-103-001"], "SUBJID": ["101-001", "101-002", "103-001"],
         "SITEID": ["101", "101", "103"], "COUNTRY": ["CHN", "CHN", "USA"], "AGE": [70.0, 40.0, 64.0],
         "ARMCD": ["ESC_DL1", "", "EXP_DL3"], "ARM": arms, "ACTARMCD": ["ESC_DL1", "", "EXP_DL3"], "ACTARM": arms,
-        "RFICDTC": ["2024-01-02", "2024-02-01", "2025-01-10"], "DTHDTC": ["2024-06", "", "2025-06-02"],
+        "RFICDTC": ["2024-01-02", "2024-02-01", "2025-01-10"], "DMDTC": ["2024-01-05", "2024-02-03", "2025-01-12"],
+        "DTHDTC": ["2024-06", "", "2025-06-02"],
         "DTHFL": ["Y", "", "Y"],
     })
     df = df.assign(STUDYID="RS001", DOMAIN="DM", AGEU="YEARS", SEX="F", RACE="ASIAN", ETHNIC="NOT REPORTED")
@@ -86,6 +87,8 @@ def test_treatment_from_study_dose_levels(adsl):
 
 
 def test_key_dates_from_ex(adsl):
+    assert adsl.ENRLDT["101-001"] == pd.Timestamp("2024-01-05") and pd.isna(adsl.ENRLDT["101-002"])
+    assert adsl.HISTOL["103-001"] == "B-ALL" and adsl.DISEASCD["103-001"] == "B-ALL"
     s = adsl.loc["101-001"]
     assert s.LDSTDT == pd.Timestamp("2024-01-20") and s.TRTSDT == pd.Timestamp("2024-01-25")
     assert s.TRTSDTM == pd.Timestamp("2024-01-25 10:40")
