@@ -59,7 +59,9 @@ def _mapped_fields(study, raw, form, coded_only=False):
                     continue
                 refs = list(ALGORITHMS[var.algorithm].fields(var))
                 if var.algorithm in ("split_field", "split_field_ct"):
-                    refs += [i[var.arg] for i in spec.split or [] if i.get(var.arg)]
+                    # a split item without a codelist is passed on as collected, like `assign`
+                    refs += [i[var.arg] for i in spec.split or []
+                             if i.get(var.arg) and (i.get("codelist") or not coded_only)]
                 for ref in refs:
                     f, _, fld = ref.rpartition(".")
                     if (f or spec.source) == form:
