@@ -108,7 +108,7 @@ def demo(out_root, studies):
     root = out_root or default_root()
     failed = []
     for study in studies or available_studies():
-        click.echo(f"{study}: raw -> reports, SDTM, conformance")
+        click.echo(f"{study}: raw -> reports, SDTM, conformance, ADaM")
         try:
             _demo_transfer(study, latest_transfer(study), root)
             if (faulty_data_dir() / study).is_dir():
@@ -135,15 +135,15 @@ def _demo_transfer(study: str, transfer: Path, root: Path, faulty: bool = False)
     click.echo(f"  {study}: wrote {report}")
     run = run_sdtm(study, next(iter(transfer_formats(transfer).values())), root, progress=click.echo)
     result, page = validate_run(run, root)
-    if not faulty:
-        from adam.run import run_adam
-        run_adam(study, run.folder, root, progress=click.echo)
     if faulty:
         click.echo(f"  {study}: faulty copy: {len(run.raw.findings)} reader findings, "
                    f"{len(run.build.rejections)} rejected records, {len(run.build.issues)} mapping issues")
     # The faulty copy is expected to carry ERRORs; only the clean sample must be free of them.
     click.echo(f"  {study}: conformance: {len(result.open('ERROR'))} open ERROR, "
                f"{len(result.open('WARNING'))} WARNING findings -> {page}")
+    if not faulty:
+        from adam.run import run_adam
+        run_adam(study, run.folder, root, progress=click.echo)
 
 
 @main.command()
