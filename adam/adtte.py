@@ -19,7 +19,8 @@ ADSL_VARS = ["STUDYID", "SUBJID", "SITEID", "TRT01P", "TRT01A", "SAFFL"]
 
 def _source(d: dict, where: str) -> Source:
     try:
-        return Source(d["dataset"], d["date"], d.get("filter", ""), d.get("impute", "n"))
+        return Source(d["dataset"], d["date"], d.get("filter", ""), d.get("impute", "n"),
+                      bool(d.get("optional", False)))
     except KeyError as exc:
         raise RuleError(f"{where}: a source needs dataset and date ({exc} missing)", field=where,
                         hint="e.g. {dataset: RS, date: RSDTC, filter: ...}") from None
@@ -41,6 +42,7 @@ def load_params(spec: DatasetSpec, study, adsl: pd.DataFrame) -> list[TteParam]:
     for name, c in conv.get("censors", {}).items():
         base = src(c["source"], name) if c.get("source") else Source("", "")
         censors[name] = CensorSource(dataset=base.dataset, date=base.date, filter=base.filter, impute=base.impute,
+                                     optional=base.optional,
                                      cnsr=int(c["cnsr"]), kind=c.get("kind", "source"),
                                      evntdesc=c.get("evntdesc", ""), cnsdtdsc=c.get("cnsdtdsc", ""),
                                      sources=tuple(src(s, name) for s in c.get("sources", ())))
@@ -52,7 +54,7 @@ def load_params(spec: DatasetSpec, study, adsl: pd.DataFrame) -> list[TteParam]:
         events = []
         for e in p["events"]:
             s = src(e["source"], code)
-            events.append(EventSource(s.dataset, s.date, s.filter, s.impute, evntdesc=e.get("evntdesc", ""),
+            events.append(EventSource(s.dataset, s.date, s.filter, s.impute, s.optional, evntdesc=e.get("evntdesc", ""),
                                       absent_by_day=e.get("absent_by_day")))
         unknown = [c for c in p["censors"] if c not in censors]
         if unknown:

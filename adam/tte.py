@@ -48,6 +48,7 @@ class Source:
     date: str
     filter: str = ""
     impute: str = "n"            # compute_dt highest_imputation for SDTM --DTC text
+    optional: bool = False       # an absent dataset is no records (CM/PR: no new therapy), not an error
 
     def frame(self, frames, adsl: pd.DataFrame) -> pd.DataFrame:
         if self.dataset == "ADSL":
@@ -58,7 +59,8 @@ class Source:
             date = pd.to_datetime(df[self.date])
         else:
             seqvar = f"{self.dataset}SEQ"
-            df = frames.get(self.dataset, ("USUBJID", self.date, seqvar))
+            absent = self.optional and not frames.has(self.dataset)
+            df = pd.DataFrame() if absent else frames.get(self.dataset, ("USUBJID", self.date, seqvar))
             seq = df[seqvar] if not df.empty else pd.Series(dtype=float)
             date = compute_dt(df[self.date], self.impute, "first")[0] if not df.empty else pd.Series(dtype="datetime64[ns]")
         if df.empty:

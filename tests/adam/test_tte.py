@@ -28,6 +28,9 @@ class Frames:
     def __init__(self, cutoff=CUT, **datasets):
         self.cutoff, self.data = cutoff, datasets
 
+    def has(self, name):
+        return name in self.data
+
     def get(self, name, required=()):
         df = self.data.get(name, pd.DataFrame())
         assert all(v in df.columns for v in required) or df.empty
