@@ -55,9 +55,10 @@ def overall_records(frames, adsl: pd.DataFrame, rule: dict, study) -> pd.DataFra
     values = {str(k).upper(): v for k, v in (rule.get("values") or {}).items()}
     upper = out["RSSTRESC"].str.strip().str.upper()
     out["AVALC"] = upper.map(values).fillna(upper)
-    ranks = {c: Criterion.from_study(study, c).ranks for c in out["criterion"].unique()}
-    out["AVAL"] = [ranks[c].get(v, np.nan) for c, v in zip(out["criterion"], out["AVALC"], strict=True)] \
-        if len(out) else pd.Series(dtype=float)
+    ranks = pd.DataFrame([(c, code, float(rank)) for c in out["criterion"].unique()
+                          for code, rank in Criterion.from_study(study, c).ranks.items()],
+                         columns=["criterion", "AVALC", "AVAL"])
+    out = out.merge(ranks, on=["criterion", "AVALC"], how="left")
     bad = out["AVAL"].isna() & (out["AVALC"] != "")
     if bad.any():
         first = out[bad].iloc[0]

@@ -13,6 +13,7 @@ from adam.cutoff import CutoffView
 from adam.metadata import load_spec
 from adam.read import read_sdtm
 from adam.validate import validate_dataset
+from adam.write import write_adam
 from clinpipe.config import load_study
 
 CUT = dt.date(2025, 5, 27)
@@ -81,8 +82,10 @@ def _val(adrs, subj, paramcd, var="AVALC"):
     return rec[var].iloc[0]
 
 
-def test_handbuilt_sdtm_conforms(handbuilt):
+def test_handbuilt_sdtm_conforms(handbuilt, tmp_path):
     spec = load_spec("ADRS", "RS001")
+    written = write_adam(handbuilt, spec, tmp_path)      # XPT v5 limits, exact variables
+    assert written["rows"] == len(handbuilt)
     assert list(handbuilt.columns) == spec.names
     assert validate_dataset(handbuilt, spec).empty
     assert (handbuilt.groupby("PARAMCD")["PARAM"].nunique() == 1).all()
@@ -156,14 +159,15 @@ def test_consolidation_decision(score, ctdna, want):
 
 # --- generator output against the simulator's truth ----------------------------------------------
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+# seed 7 is the brief's sample; seed 1 adds LYRIC IR2 confirmed by PD and IR1 not confirmed
+@pytest.fixture(scope="module", params=[7, 1])
+def generated(tmp_path_factory, request):
     from adam.run import resolve_cutoff
     from sdtm.run import run_sdtm
     from simulate.run import deliver, simulate_study
 
     out = tmp_path_factory.mktemp("adrs_gen")
-    sim = simulate_study("RS001", 36, 7)
+    sim = simulate_study("RS001", 36, request.param)
     deliver(sim, "csv", out / "raw")
     run_sdtm("RS001", out / "raw", out, progress=lambda m: None)
     study = load_study("RS001")
@@ -176,8 +180,11 @@ def generated(tmp_path_factory):
 
 def _truth_best(responses, ranks):
     """Independent minimal computation on the simulator's own list of evaluated responses
-    (missed and not-evaluable scans are not in it; the list stops at progression)."""
-    return min(responses, key=lambda r: ranks[r]) if responses else "NE"
+    (missed and not-evaluable scans are not in it). Stop at the first PD: the simulator keeps
+    scanning after a Lugano PD that LYRIC calls an unconfirmed IR (a flare, later PR), but by
+    Lugano that PD ends the best-response window (rule: stop at first progression)."""
+    upto = responses[:responses.index("PD") + 1] if "PD" in responses else responses
+    return min(upto, key=lambda r: ranks[r]) if upto else "NE"
 
 
 def test_generator_best_responses_match_truth(generated):
@@ -189,19 +196,29 @@ def test_generator_best_responses_match_truth(generated):
     subj = adsl.set_index("USUBJID")["SUBJID"]
     bor = adrs[adrs.PARAMCD == "BOR"].set_index("USUBJID")
     borlyr = adrs[adrs.PARAMCD == "BORLYR"].set_index("USUBJID")
+    ovr_dates = adrs[adrs.PARAMCD == "OVRLUG"].groupby("USUBJID")["ADT"].agg(list).to_dict()
     assert len(bor) >= 5
+    ir_checked = 0
     for u, rec in bor.iterrows():
         t = truth[subj[u]]
+        ir_checked += bool(t.get("lyric_ir"))
         # Lugano: no SD is earlier than Day 21 in this schedule (first scan Day 28), and new
         # therapy only follows progression, so neither rule can change the best response here
         assert rec.AVALC == _truth_best(t["lugano_responses"], lug), u
         lyric = ["PD" if r in ("IR1", "IR2", "IR3") and t["lyric_ir_confirmed"] else r for r in t["lyric_responses"]]
         assert borlyr.loc[u, "AVALC"] == _truth_best(lyric, lyr), u
+        # progression dates: the simulator's (LYRIC back-dated to the IR when confirmed), except
+        # where its truth dates a scan the site missed (not in RS): then the first observed PD,
+        # the simulator's progression_date (rule: a missed assessment is no assessment)
+        seen = set(ovr_dates.get(u, ()))
         if borlyr.loc[u, "AVALC"] == "PD":
-            # the LYRIC progression date is the simulator's (back-dated to the IR when confirmed)
-            assert borlyr.loc[u, "ADT"] == pd.Timestamp(t["lyric_pd_date"]), u
+            want = t["lyric_pd_date"] if pd.Timestamp(t["lyric_pd_date"]) in seen else t["progression_date"]
+            assert borlyr.loc[u, "ADT"] == pd.Timestamp(want), u
         if rec.AVALC == "PD" and t["lugano_pd_date"]:
-            assert rec.ADT == pd.Timestamp(t["lugano_pd_date"]), u
+            want = t["lugano_pd_date"] if pd.Timestamp(t["lugano_pd_date"]) in seen else t["progression_date"]
+            assert rec.ADT == pd.Timestamp(want), u
+    if sim.seed == 1:
+        assert ir_checked == 2      # one confirmed (back-dated), one not
 
 
 def test_generator_ball_remission_matches_truth(generated):
