@@ -93,32 +93,42 @@ def test_hand_built_sdtm(adtte):
 
 # --- generator output -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+def _generate(study, n, seed, out):
     from adam.run import run_adam
     from sdtm.run import run_sdtm
     from simulate.run import deliver, simulate_study
 
-    out = tmp_path_factory.mktemp("tte")
-    sim = simulate_study("RS001", 36, 7)
+    sim = simulate_study(study, n, seed)
     deliver(sim, "csv", out / "raw")
-    run_sdtm("RS001", out / "raw", out, progress=lambda m: None)
-    run = run_adam("RS001", out / "RS001" / "sdtm", out, progress=lambda m: None)
+    run_sdtm(study, out / "raw", out, progress=lambda m: None)
+    run = run_adam(study, out / study / "sdtm", out, progress=lambda m: None)
     adtte = run.datasets.get("ADTTE")
     if adtte is None:          # not registered in adam.run yet: build it from the same SDTM
-        frames = CutoffView(read_sdtm(out / "RS001" / "sdtm"), run.cutoff)
-        adtte = build_adtte(frames, load_study("RS001"), run.datasets["ADSL"])
+        frames = CutoffView(read_sdtm(out / study / "sdtm"), run.cutoff)
+        adtte = build_adtte(frames, load_study(study), run.datasets["ADSL"])
     truth = pd.DataFrame(sim.truth["subjects"])
-    truth["USUBJID"] = "RS001-" + truth.SUBJECT.astype(str)
+    truth["USUBJID"] = f"{study}-" + truth.SUBJECT.astype(str)
     return adtte, run.datasets["ADSL"], truth.set_index("USUBJID")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    return _generate("RS001", 36, 7, tmp_path_factory.mktemp("tte"))
+
+
+@pytest.fixture(scope="module")
+def generated_glocart(tmp_path_factory):
+    return _generate("GLOCART", 30, 3, tmp_path_factory.mktemp("tte_glocart"))
 
 
 def _d(v):
     return pd.Timestamp(v) if v else pd.NaT
 
 
-def _check(rec, event, new_tx):
+def _check(rec, event, new_tx, cutoff=None):
     """One record against the simulated event date and new-therapy date; the reason when they differ."""
+    if cutoff is not None and pd.notna(event) and event > cutoff:
+        event = pd.NaT           # simulated beyond the data cut-off: not known at it
     if rec.CNSR == 0:
         assert rec.ADT == event, (rec.USUBJID, rec.PARAMCD, "event date")
     elif rec.CNSR == 2:          # new therapy before the (simulated) event
@@ -140,11 +150,15 @@ def test_generator_pfs_dor_os_agree_with_truth(generated):
         death = _d(t.death_date)
         if rec.PARAMCD == "PFS":
             event = min(_d(t.lugano_pd_date), death) if pd.notna(_d(t.lugano_pd_date)) else death
-            _check(rec, event, _d(t.new_therapy_date))
+            _check(rec, event, _d(t.new_therapy_date), adsl.DCUTDT.max())
         elif rec.PARAMCD == "DOR":
-            prog = _d(t.lugano_pd_date) if t.disease == "B-NHL" else _d(t.progression_date)
+            # after the response: a Lugano PD before it (an unconfirmed LYRIC flare) is not the end
+            # of the response; the progression that follows it is
+            prog = _d(t.progression_date)
+            if t.disease == "B-NHL" and pd.notna(_d(t.lugano_pd_date)) and _d(t.lugano_pd_date) > rec.STARTDT:
+                prog = _d(t.lugano_pd_date)
             event = pd.Series([prog, death]).min()
-            _check(rec, event, _d(t.new_therapy_date))
+            _check(rec, event, _d(t.new_therapy_date), adsl.DCUTDT.max())
         elif rec.PARAMCD == "OS":
             if rec.CNSR == 0:
                 assert rec.ADT == death
@@ -165,3 +179,21 @@ def test_generator_pfs_dor_os_agree_with_truth(generated):
     nhl = adsl[(adsl.EFFFL == "Y") & (adsl.DISEASCD == "B-NHL")].USUBJID
     assert set(adtte[adtte.PARAMCD == "PFS"].USUBJID) == set(nhl)
     assert set(adtte[adtte.PARAMCD == "OS"].USUBJID) == set(adsl[adsl.ENRLFL == "Y"].USUBJID)
+
+
+def test_generator_glocart_pfs_agree_with_truth(generated_glocart):
+    adtte, adsl, truth = generated_glocart
+    assert not adtte.duplicated(["USUBJID", "PARAMCD"]).any() and (adtte.ADT >= adtte.STARTDT).all()
+    cutoff = adsl.DCUTDT.max()
+    n = 0
+    for rec in adtte[adtte.PARAMCD.isin(["PFST", "PFSC"])].itertuples():
+        t = truth.loc[rec.USUBJID]
+        prog = _d(t.pd_date if rec.PARAMCD == "PFST" else t.pd_after_cart_date)
+        event = pd.Series([prog, _d(t.death_date)]).min()
+        if rec.PARAMCD == "PFST" and pd.notna(event) and event > rec.STARTDT + pd.Timedelta(days=744):
+            event = pd.NaT       # PFS-t runs through 2 years (Year-2 visit window end)
+        _check(rec, event, _d(t.new_therapy_date), cutoff)
+        n += 1
+    assert n and set(adtte[adtte.PARAMCD == "PFSC"].USUBJID) == set(adsl[adsl.CARTFL == "Y"].USUBJID)
+    assert (adtte[adtte.PARAMCD == "PFSC"].STARTDT.to_numpy() ==
+            adtte[adtte.PARAMCD == "PFSC"].USUBJID.map(adsl.set_index("USUBJID").CTSTDT).to_numpy()).all()
