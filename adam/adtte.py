@@ -74,6 +74,10 @@ def load_params(spec: DatasetSpec, study, adsl: pd.DataFrame) -> list[TteParam]:
 
 
 def build_adtte(frames, study, adsl: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.DataFrame | None:
+    # Without response assessments there is no progression, response or relapse to time (like
+    # ADPC without PC, and ADRS): the dataset does not apply and is not written.
+    if not frames.has("RS"):
+        return None
     spec = spec or load_spec("ADTTE", study.study.studyid)
     params = load_params(spec, study, adsl)
     if not params:

@@ -91,6 +91,14 @@ def test_hand_built_sdtm(adtte):
     assert set(r.xs("PFS", level=1).index) == {S1, S3}
 
 
+def test_no_rs_no_adtte(tmp_path):
+    folder = _sdtm(tmp_path)
+    (folder / "rs.parquet").unlink()
+    frames = CutoffView(read_sdtm(folder), CUT)
+    study = load_study("RS001")
+    assert build_adtte(frames, study, build_adsl(frames, study, CUT)) is None
+
+
 # --- generator output -----------------------------------------------------------------------------
 
 def _generate(study, n, seed, out):
