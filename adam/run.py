@@ -22,6 +22,7 @@ from adam.adlb import build_adlb
 from adam.adpc import build_adpc
 from adam.adpp import build_adpp
 from adam.adsl import build_adsl, finish_adsl
+from adam.adtte import build_adtte
 from adam.advs import build_advs
 from adam.cutoff import CutoffView
 from adam.metadata import CT_VERSION, IG_VERSION, load_spec
@@ -49,6 +50,7 @@ BUILDERS = {
     "ADEX": lambda frames, study, built: build_adex(frames, study, built["ADSL"]),
     "ADPC": lambda frames, study, built: build_adpc(frames, study, built["ADSL"]),   # None without PC
     "ADPP": lambda frames, study, built: build_adpp(built["ADSL"], built.get("ADPC"), study),
+    "ADTTE": lambda frames, study, built: build_adtte(frames, study, built["ADSL"]),   # None without RS
 }
 
 
