@@ -277,3 +277,16 @@ def test_glocart_generator_matches_truth(tmp_path):
             # missing score as no trigger, so it can only say "not indicated"
             assert not t["consolidation_indicated"], u
     assert n_pre >= 10 and n_cons >= 10
+
+
+def test_unknown_response_code_is_a_clear_error(tmp_path):
+    from adam.read import SdtmInputError
+
+    folder = _sdtm(tmp_path)
+    rs = pd.read_parquet(folder / "rs.parquet")
+    rs.loc[0, "RSSTRESC"] = "VGPR"
+    rs.to_parquet(folder / "rs.parquet")
+    study = load_study("RS001")
+    frames = CutoffView(read_sdtm(folder), CUT)
+    with pytest.raises(SdtmInputError, match="VGPR"):
+        build_adrs(frames, study, build_adsl(frames, study, CUT))
