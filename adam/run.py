@@ -21,6 +21,7 @@ from adam.adex import build_adex
 from adam.adlb import build_adlb
 from adam.adpc import build_adpc
 from adam.adpp import build_adpp
+from adam.adrs import build_adrs
 from adam.adsl import build_adsl, finish_adsl
 from adam.adtte import build_adtte
 from adam.advs import build_advs
@@ -47,6 +48,7 @@ BUILDERS = {
     "ADVS": lambda frames, study, built: build_advs(frames, study, built["ADSL"]),
     "ADEG": lambda frames, study, built: build_adeg(frames, study, built["ADSL"]),
     "ADAE": lambda frames, study, built: build_adae(frames, study, built["ADSL"]),
+    "ADRS": lambda frames, study, built: build_adrs(frames, study, built["ADSL"]),     # None without RS
     "ADEX": lambda frames, study, built: build_adex(frames, study, built["ADSL"]),
     "ADPC": lambda frames, study, built: build_adpc(frames, study, built["ADSL"]),   # None without PC
     "ADPP": lambda frames, study, built: build_adpp(built["ADSL"], built.get("ADPC"), study),
