@@ -11,7 +11,9 @@ Rules (`AD0nn`), each mirroring an ADaMIG 1.3 requirement:
 - AD001 ADSL has one record per subject (ADaMIG §3.1); AD002 every subject of an ADaM dataset is
   in ADSL; AD003 the dataset keys are unique; AD004 PARAMCD at most 8 characters, starting with a
   letter (ADaMIG §3.3.4); AD005 PARAMCD and PARAM one-to-one; AD006 at most one baseline record
-  (ABLFL = Y) per subject, parameter and BASETYPE; AD007 no analysis date after the data cut-off.
+  (ABLFL = Y) per subject, parameter and BASETYPE; AD007 no analysis date after the data cut-off;
+  time-to-event (ADaMIG §3.3.8): AD008 CNSR is 0 (event, with EVNTDESC) or a positive integer
+  (censored, with CNSDTDSC), AD009 ADT on or after STARTDT, AD010 AVAL = ADT - STARTDT + 1.
 """
 from __future__ import annotations
 
@@ -125,12 +127,30 @@ def _rules(datasets: dict[str, pd.DataFrame], specs: dict[str, DatasetSpec], cut
             many = base[base.duplicated(by, keep=False)]
             out.append(_findings("AD006", "ERROR", name, many, "ABLFL",
                                  "more than one baseline record for the subject and parameter"))
+        if {"CNSR", "ADT", "STARTDT"} <= set(df.columns):
+            out += _tte_rules(name, df)
         if cutoff is not None:
             for var in (v for v in spec.variables if v.kind == "date" and v.name not in ("DCUTDT",)):
                 late = df[df[var.name] > pd.Timestamp(cutoff)] if var.name in df.columns else df.head(0)
                 out.append(_findings("AD007", "ERROR", name, late, var.name,
                                      f"{var.name} is after the data cut-off {cutoff}"))
     return out
+
+
+def _tte_rules(name: str, df: pd.DataFrame) -> list[pd.DataFrame]:
+    cnsr = df.CNSR
+    bad = ~((cnsr == 0) | ((cnsr > 0) & (cnsr == cnsr.round()))) | cnsr.isna()
+    if "EVNTDESC" in df.columns:
+        bad |= (cnsr == 0) & (df.EVNTDESC == "")
+    if "CNSDTDSC" in df.columns:
+        bad |= (cnsr > 0) & (df.CNSDTDSC == "")
+    early = df[df.ADT < df.STARTDT]
+    aval = ((df.ADT - df.STARTDT).dt.days + 1).astype("float64")
+    wrong = df[(df.AVAL != aval) & aval.notna()] if "AVAL" in df.columns else df.head(0)
+    return [_findings("AD008", "ERROR", name, df[bad], "CNSR",
+                      "CNSR must be 0 for an event (with EVNTDESC) or a positive integer for a censoring (with CNSDTDSC)"),
+            _findings("AD009", "ERROR", name, early, "ADT", "ADT is before STARTDT"),
+            _findings("AD010", "ERROR", name, wrong, "AVAL", "AVAL is not ADT - STARTDT + 1 (days)")]
 
 
 @dataclass

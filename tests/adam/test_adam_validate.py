@@ -92,6 +92,39 @@ def test_each_defect_is_found_and_named(specs, breaks, expected):
     assert set(f.SEVERITY) == ({"WARNING"} if expected[0] == "ADS-CT" else {"ERROR"})
 
 
+def test_time_to_event_rules(tmp_path):
+    (tmp_path / "common" / "adam").mkdir(parents=True)
+    (tmp_path / "common" / "adam" / "adtte.yaml").write_text(textwrap.dedent("""\
+        dataset: ADTTE
+        label: Time-to-Event Analysis Dataset
+        structure: TTE
+        keys: [STUDYID, USUBJID, PARAMCD]
+        variables:
+          - {name: STUDYID, derivation: d}
+          - {name: USUBJID, derivation: d}
+          - {name: PARAMCD, derivation: d}
+          - {name: PARAM, derivation: d}
+          - {name: AVAL, derivation: d}
+          - {name: STARTDT, derivation: d}
+          - {name: ADT, derivation: d}
+          - {name: CNSR, derivation: d}
+          - {name: EVNTDESC, derivation: d}
+          - {name: CNSDTDSC, derivation: d}
+        """))
+    spec = {"ADTTE": load_spec("ADTTE", "S1", tmp_path)}
+    df = pd.DataFrame({"STUDYID": "S1", "USUBJID": ["S1-1", "S1-2", "S1-3", "S1-4"], "PARAMCD": "PFS",
+                       "PARAM": "Progression-free survival (days)", "AVAL": [10.0, 5.0, 3.0, 7.0],
+                       "STARTDT": pd.to_datetime(["2025-01-01"] * 4),
+                       "ADT": pd.to_datetime(["2025-01-10", "2025-01-05", "2024-12-30", "2025-01-09"]),
+                       "CNSR": [0.0, 1.0, 1.0, 0.5], "EVNTDESC": ["PD", "", "", ""],
+                       "CNSDTDSC": ["", "LAST ASSESSMENT", "", "X"]})
+    f = validate_adam({"ADTTE": df}, spec, CUT).findings
+    got = {(r.RULE, r.USUBJID) for r in f.itertuples()}
+    # S1-1 and S1-2 are right; S1-3 starts after its date with no censoring text; S1-4 has a
+    # fractional CNSR and an AVAL one day short
+    assert got == {("AD008", "S1-3"), ("AD009", "S1-3"), ("AD010", "S1-3"), ("AD008", "S1-4"), ("AD010", "S1-4")}, got
+
+
 def test_extensible_codelist_is_a_warning(specs):
     data = _clean()
     data["ADLB"]["DTYPE"] = ["", "BESTGUESS", ""]
