@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +115,11 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     cut = resolve_cutoff(sdtm, study, cutoff)
     frames = CutoffView(sdtm, cut)
     datasets: dict[str, pd.DataFrame] = {}
+    seconds: dict[str, float] = {}
     for name, builder in BUILDERS.items():
+        t1 = time.perf_counter()
         df = builder(frames, study, datasets)
+        seconds[name] = round(time.perf_counter() - t1, 2)
         if df is not None:
             datasets[name] = df
     datasets["ADSL"] = finish_adsl(datasets["ADSL"], datasets, study)
@@ -141,6 +145,10 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     if getattr(study, "escalation", None) is not None and "DLTEVLFL" in datasets["ADSL"].columns:
         _write_escalation(study_id, study, datasets["ADSL"], datasets["ADAE"], cut, out_root, progress)
+    if os.environ.get("CLINPIPE_TIMINGS"):
+        # wall seconds per builder (including reading the SDTM it asks for first), for the
+        # benchmark; kept out of the outputs so that they stay byte-identical across runs
+        Path(os.environ["CLINPIPE_TIMINGS"]).write_text(json.dumps(seconds, indent=2) + "\n", encoding="utf-8")
     data = {n: w.pop("data") for n, w in written.items()}
     validation = validate_adam(data, {n: load_spec(n, study_id) for n in data}, cut)
     _write_conformance(study_id, validation, cut, out_root)

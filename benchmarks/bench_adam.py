@@ -50,12 +50,15 @@ def main():
             sdtm = work / "RS001" / "sdtm"
         wall, rss = run([sys.executable, "-c", READ_ONLY, str(sdtm)])
         print(f"read SDTM ({sdtm}): {wall:.1f} s, peak RSS {rss:.0f} MiB")
+        os.environ["CLINPIPE_TIMINGS"] = str(work / "timings.json")
         wall, rss = run([str(CLI), "adam", "--study", "RS001", "--sdtm", str(sdtm), "--out", str(work / "out")])
         manifest = json.loads((work / "out" / "RS001" / "adam" / "manifest.json").read_text())
         rows = {name: d["rows"] for name, d in manifest["datasets"].items()}
         print(f"adam RS001 n={args.subjects}: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
               f"{sum(rows.values()):,} records in {len(rows)} datasets")
         print("  " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+        timings = json.loads((work / "timings.json").read_text())
+        print("  build seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
