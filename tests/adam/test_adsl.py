@@ -181,3 +181,13 @@ def test_cli_bad_sdtm_is_one_clear_line_and_writes_nothing(tmp_path):
     res = CliRunner().invoke(main, ["adam", "--study", "RS001", "--sdtm", str(folder), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "RS001-999-999" in res.output and "not in DM" in res.output, res.output
     assert not (tmp_path / "o" / "RS001" / "adam").exists()
+
+
+def test_rerun_is_byte_identical(tmp_path):
+    folder = _sdtm(tmp_path)
+    a = run_adam("RS001", folder, tmp_path / "a", progress=lambda m: None)
+    b = run_adam("RS001", folder, tmp_path / "b", progress=lambda m: None)
+    assert {n: w["sha256"] for n, w in a.written.items()} == {n: w["sha256"] for n, w in b.written.items()}
+    manifest = "manifest.json"
+    assert (tmp_path / "a" / "RS001" / "adam" / manifest).read_bytes() == \
+        (tmp_path / "b" / "RS001" / "adam" / manifest).read_bytes()
