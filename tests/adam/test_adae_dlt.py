@@ -175,17 +175,9 @@ def test_mtd_statement():
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulated(simulated_adam):
     """RS001 simulated (another seed than the committed sample), exported, mapped and analysed."""
-    from adam.run import run_adam
-    from sdtm.run import run_sdtm
-    from simulate.run import deliver, simulate_study
-
-    out = tmp_path_factory.mktemp("sim")
-    sim = simulate_study("RS001", 36, 7)
-    deliver(sim, "csv", out / "raw")
-    run_sdtm("RS001", out / "raw", out, progress=lambda m: None)
-    run = run_adam("RS001", out / "RS001" / "sdtm", out, progress=lambda m: None)
+    sim, run, _ = simulated_adam("RS001", 36, 7)
     return sim.truth, run
 
 

@@ -233,17 +233,8 @@ def test_minimal_lb_without_permissible_variables(tmp_path):
 # --- the sample SDTM, both studies ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sample_runs(tmp_path_factory):
-    import adam.run
-    from clinpipe.paths import latest_transfer
-    from sdtm.run import run_sdtm
-
-    tmp = tmp_path_factory.mktemp("bds_sample")
-    runs = {}
-    for study in ("RS001", "GLOCART"):
-        run_sdtm(study, latest_transfer(study) / "csv", tmp, progress=lambda m: None)
-        runs[study] = adam.run.run_adam(study, tmp / study / "sdtm", tmp, progress=lambda m: None)
-    return runs
+def sample_runs(sample_adam):
+    return sample_adam
 
 
 @pytest.mark.parametrize("study", ["RS001", "GLOCART"])

@@ -186,17 +186,8 @@ def test_no_pc_gives_no_adpc(tmp_path):
 # --- the sample SDTM, built by the pipeline --------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    import adam.run
-    from clinpipe.paths import latest_transfer
-    from sdtm.run import run_sdtm
-
-    tmp = tmp_path_factory.mktemp("sample")
-    out = {}
-    for study in ("RS001", "GLOCART"):
-        run_sdtm(study, latest_transfer(study) / "csv", tmp, progress=lambda m: None)
-        out[study] = adam.run.run_adam(study, tmp / study / "sdtm", tmp, progress=lambda m: None)
-    return out
+def sample(sample_adam):
+    return sample_adam
 
 
 def test_sample_rs001_adpc_adpp_adex_written(sample):

@@ -161,17 +161,12 @@ def test_consolidation_decision(score, ctdna, want):
 
 # seed 7 is the brief's sample; seed 1 adds LYRIC IR2 confirmed by PD and IR1 not confirmed
 @pytest.fixture(scope="module", params=[7, 1])
-def generated(tmp_path_factory, request):
+def generated(simulated_adam, request):
     from adam.run import resolve_cutoff
-    from sdtm.run import run_sdtm
-    from simulate.run import deliver, simulate_study
 
-    out = tmp_path_factory.mktemp("adrs_gen")
-    sim = simulate_study("RS001", 36, request.param)
-    deliver(sim, "csv", out / "raw")
-    run_sdtm("RS001", out / "raw", out, progress=lambda m: None)
+    sim, _, folder = simulated_adam("RS001", 36, request.param)
     study = load_study("RS001")
-    sdtm = read_sdtm(out / "RS001" / "sdtm")
+    sdtm = read_sdtm(folder)
     cut = resolve_cutoff(sdtm, study, None)
     frames = CutoffView(sdtm, cut)
     adsl = build_adsl(frames, study, cut)
@@ -236,19 +231,15 @@ def test_generator_ball_remission_matches_truth(generated):
         assert mrd.loc[u, "AVALC"] == ("Y" if remitted and t["mrd_negative"] else "N"), u
 
 
-def test_glocart_generator_matches_truth(tmp_path):
+def test_glocart_generator_matches_truth(simulated_adam):
     """GLOCART: response before CAR-T, Day-28 Deauville/ctDNA and the consolidation decision
     against the simulator's truth (eop1_response, deauville_d28, ctdna_d28,
     consolidation_indicated)."""
     from adam.run import resolve_cutoff
-    from sdtm.run import run_sdtm
-    from simulate.run import deliver, simulate_study
 
-    sim = simulate_study("GLOCART", 40, 7)
-    deliver(sim, "csv", tmp_path / "raw")
-    run_sdtm("GLOCART", tmp_path / "raw", tmp_path, progress=lambda m: None)
+    sim, _, folder = simulated_adam("GLOCART", 40, 7)
     study = load_study("GLOCART")
-    sdtm = read_sdtm(tmp_path / "GLOCART" / "sdtm")
+    sdtm = read_sdtm(folder)
     cut = resolve_cutoff(sdtm, study, None)
     frames = CutoffView(sdtm, cut)
     adsl = build_adsl(frames, study, cut)

@@ -101,32 +101,22 @@ def test_no_rs_no_adtte(tmp_path):
 
 # --- generator output -----------------------------------------------------------------------------
 
-def _generate(study, n, seed, out):
-    from adam.run import run_adam
-    from sdtm.run import run_sdtm
-    from simulate.run import deliver, simulate_study
-
-    sim = simulate_study(study, n, seed)
-    deliver(sim, "csv", out / "raw")
-    run_sdtm(study, out / "raw", out, progress=lambda m: None)
-    run = run_adam(study, out / study / "sdtm", out, progress=lambda m: None)
-    adtte = run.datasets.get("ADTTE")
-    if adtte is None:          # not registered in adam.run yet: build it from the same SDTM
-        frames = CutoffView(read_sdtm(out / study / "sdtm"), run.cutoff)
-        adtte = build_adtte(frames, load_study(study), run.datasets["ADSL"])
+def _generate(simulated_adam, study, n, seed):
+    sim, run, _ = simulated_adam(study, n, seed)
+    adtte = run.datasets["ADTTE"]
     truth = pd.DataFrame(sim.truth["subjects"])
     truth["USUBJID"] = f"{study}-" + truth.SUBJECT.astype(str)
     return adtte, run.datasets["ADSL"], truth.set_index("USUBJID")
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    return _generate("RS001", 36, 7, tmp_path_factory.mktemp("tte"))
+def generated(simulated_adam):
+    return _generate(simulated_adam, "RS001", 36, 7)
 
 
 @pytest.fixture(scope="module")
-def generated_glocart(tmp_path_factory):
-    return _generate("GLOCART", 30, 3, tmp_path_factory.mktemp("tte_glocart"))
+def generated_glocart(simulated_adam):
+    return _generate(simulated_adam, "GLOCART", 30, 3)
 
 
 def _d(v):

@@ -1,0 +1,44 @@
+"""Shared, cached pipeline runs for the ADaM tests: building SDTM and ADaM takes seconds, so
+each (study, subjects, seed) is built once per test session and shared read-only."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def simulated_adam(tmp_path_factory):
+    """`simulated_adam(study, n, seed)` -> (SimulatedStudy, AdamRun, sdtm folder): the study
+    simulated, exported as CSV, mapped to SDTM and analysed (full run_adam)."""
+    from adam.run import run_adam
+    from sdtm.run import run_sdtm
+    from simulate.run import deliver, simulate_study
+
+    cache = {}
+
+    def build(study: str, n: int, seed: int):
+        key = (study, n, seed)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(f"sim_{study}_{n}_{seed}")
+            sim = simulate_study(study, n, seed)
+            deliver(sim, "csv", out / "raw")
+            run_sdtm(study, out / "raw", out, progress=lambda m: None)
+            run = run_adam(study, out / study / "sdtm", out, progress=lambda m: None)
+            cache[key] = (sim, run, out / study / "sdtm")
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def sample_adam(tmp_path_factory):
+    """{study: AdamRun} for the committed sample transfers (CSV form), SDTM and ADaM built once."""
+    from adam.run import run_adam
+    from clinpipe.paths import latest_transfer
+    from sdtm.run import run_sdtm
+
+    tmp = tmp_path_factory.mktemp("sample_adam")
+    runs = {}
+    for study in ("RS001", "GLOCART"):
+        run_sdtm(study, latest_transfer(study) / "csv", tmp, progress=lambda m: None)
+        runs[study] = run_adam(study, tmp / study / "sdtm", tmp, progress=lambda m: None)
+    return runs
