@@ -30,6 +30,19 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode):
+    """A date-shaped value that is no calendar date (2025-13-45) names its line, not a traceback."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise ConfigError(f"{node.value!r} is not a valid date ({exc})", file=loader.name,
+                          record=f"line {node.start_mark.line + 1}",
+                          hint="write the date as YYYY-MM-DD with a real month and day") from None
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 class LoadedYaml:
     """Parsed YAML plus a way to find the line of a key path such as ('forms', 'AE', 'fields', 3)."""
 

@@ -73,7 +73,13 @@ def load_sdtm_folder(folder: Path) -> dict[str, pd.DataFrame]:
     for path in sorted(folder.glob("*.xpt")):
         out[path.stem.upper()] = read_xpt(path)[0]
     for path in sorted(folder.glob("*.parquet")):
-        out.setdefault(path.stem.upper(), pd.read_parquet(path))
+        if path.stem.upper() in out:
+            continue
+        try:
+            out[path.stem.upper()] = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:   # pyarrow's ArrowInvalid is a ValueError
+            raise ClinpipeError(f"not a readable parquet file ({exc})", file=path,
+                                hint="re-export the dataset, or remove the file from the folder") from None
     if not out:
         raise ClinpipeError("no .xpt or .parquet datasets in the folder", file=folder)
     return out

@@ -105,3 +105,13 @@ def test_validate_any_sdtm_folder_and_exit_codes(tmp_path):
     assert len(hit) >= 1 and (hit.SEVERITY == "ERROR").all()
     missing = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "SDTM folder not found" in missing.output
+
+
+def test_validate_corrupt_parquet_is_one_clear_line(tmp_path):
+    """Found by the data-layer review (issue 13): a corrupt parquet gave an ArrowInvalid traceback."""
+    (tmp_path / "ae.parquet").write_text("not parquet")
+    res = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "ae.parquet" in res.output and "not a readable parquet file" in res.output
+    assert "Traceback" not in res.output
+

@@ -61,3 +61,14 @@ def test_duplicate_key_is_an_error(mappings_copy):
     _edit(path, "follow_up_months: 24", "follow_up_months: 24\nfollow_up_months: 12")
     with pytest.raises(ConfigError, match="duplicate key 'follow_up_months'"):
         load_study("RS001", root=mappings_copy)
+
+
+def test_impossible_cutoff_date_names_its_line(mappings_copy):
+    """A date-shaped value that is no calendar date is a ConfigError with the line, not a
+    ValueError traceback (found by the data-layer review, issue 13)."""
+    path = mappings_copy / "RS001" / "study.yaml"
+    _edit(path, "cutoff: {rule: transfer_date}", "cutoff: {rule: fixed, date: 2025-13-45}")
+    with pytest.raises(ConfigError) as err:
+        load_study("RS001", root=mappings_copy)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.startswith("cutoff:"))
+    assert "study.yaml" in str(err.value) and f"line {line}" in str(err.value) and "2025-13-45" in str(err.value)
