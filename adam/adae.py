@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from adam.categories import derive_vars_cat
-from adam.dates import compute_dt
+from adam.dates import compute_dt, compute_study_day
 from adam.dlt import derive_vars_dlt
 from adam.merged import RuleError
 from adam.metadata import DatasetSpec, load_spec
@@ -28,12 +28,6 @@ ADSL_VARS = ("SUBJID", "SITEID", "AGE", "SEX", "SAFFL", "TRT01A", "TRT01AN", "TR
 
 def load_categories(mappings: Path | None = None) -> dict:
     return load_yaml(Path(mappings or mappings_dir()) / "common" / "adam" / "ae_categories.yaml").data
-
-
-def study_day(date: pd.Series, ref: pd.Series) -> pd.Series:
-    """SDTMIG/ADaM study day: date - ref + 1 on or after ref, date - ref before it (no day 0)."""
-    d = (date - ref).dt.days
-    return d.where(d < 0, d + 1).astype("float64")
 
 
 def _optional(ae: pd.DataFrame, name: str) -> pd.Series:
@@ -53,8 +47,8 @@ def derive_vars_ae_dates(adae: pd.DataFrame) -> pd.DataFrame:
     # an end imputed before the (imputed) start is moved to the start
     early = out.AENDT.notna() & out.ASTDT.notna() & (out.AENDT < out.ASTDT) & (out.AENDTF != "")
     out.loc[early, "AENDT"] = out.loc[early, "ASTDT"]
-    out["ASTDY"] = study_day(out.ASTDT, out.TRTSDT)
-    out["AENDY"] = study_day(out.AENDT, out.TRTSDT)
+    out["ASTDY"] = compute_study_day(out.ASTDT, out.TRTSDT)
+    out["AENDY"] = compute_study_day(out.AENDT, out.TRTSDT)
     out["ADURN"] = ((out.AENDT - out.ASTDT).dt.days + 1).astype("float64")
     out["ADURU"] = np.where(out.ADURN.notna(), "DAYS", "")
     return out

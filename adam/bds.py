@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adam.dates import compute_dt, compute_dtm
+from adam.dates import compute_dt, compute_dtm, compute_study_day
 from adam.read import SdtmInputError
 
 METADATA_DIR = Path(__file__).resolve().parent / "metadata"
@@ -127,8 +127,7 @@ def derive_vars_adt(dataset: pd.DataFrame, dtc: str) -> pd.DataFrame:
 def derive_var_ady(dataset: pd.DataFrame, ref: str = "TRTSDT") -> pd.DataFrame:
     """ADY = ADT - ref + 1 on or after the reference, ADT - ref before (no day 0)."""
     out = dataset.copy(deep=False)
-    days = (out["ADT"] - pd.to_datetime(out[ref])).dt.days
-    out["ADY"] = np.where(days >= 0, days + 1, days).astype(float)
+    out["ADY"] = compute_study_day(out["ADT"], out[ref]).to_numpy()
     return out
 
 

@@ -92,6 +92,12 @@ def compute_dtm(dtc: pd.Series, highest_imputation: str = "n", date_imputation: 
     return out, dflag, tflag
 
 
+def compute_study_day(date: pd.Series, ref: pd.Series) -> pd.Series:
+    """SDTMIG/ADaM study day: date - ref + 1 on or after ref, date - ref before it (no day 0)."""
+    d = (pd.to_datetime(date) - pd.to_datetime(ref)).dt.days
+    return d.where(d < 0, d + 1).astype("float64")
+
+
 def derive_vars_dt(dataset: pd.DataFrame, new_prefix: str, dtc: str, *, highest_imputation: str = "n",
                    date_imputation: str = "first", flag: bool | None = None,
                    min_dates: list[str] | None = None, max_dates: list[str] | None = None) -> pd.DataFrame:
