@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adam.dates import compute_dt, compute_dtm, compute_study_day
+from adam.metadata import DatasetSpec
 from adam.read import SdtmInputError
 
 METADATA_DIR = Path(__file__).resolve().parent / "metadata"
@@ -401,3 +402,38 @@ def findings_records(frames, adsl: pd.DataFrame, domain: str, required: tuple[st
     df = derive_var_ady(df, "TRTSDT")
     df = derive_vars_avisit(df, f"{d}TPT" if f"{d}TPT" in df.columns else None)
     return df.merge(compute_baseline_ref(dm, adsl), on="USUBJID", how="left")
+
+
+def build_measurements(frames, study, adsl: pd.DataFrame, spec: DatasetSpec, domain: str,
+                       base: dict[str, str]) -> pd.DataFrame | None:
+    """The recipe ADVS and ADEG share (one record per --STRESN result): baseline, change, the
+    cited abnormality criteria (vs_eg_abnormal.csv), on-treatment, worst values both ways."""
+    if not frames.has(domain):
+        return None
+    d = domain
+    required = ("STUDYID", "USUBJID", f"{d}SEQ", f"{d}TESTCD", f"{d}TEST", f"{d}STRESC", f"{d}STRESN",
+                f"{d}STRESU", f"{d}DTC")
+    optional = {"VISIT": "", "VISITNUM": float("nan"), f"{d}TPT": "", f"{d}TPTNUM": float("nan")}
+    out = findings_records(frames, adsl, d, required, optional)
+
+    # baseline and change
+    out = derive_var_ablfl(out)
+    post = derive_var_postbl(out)
+    out = derive_vars_base(out, base)
+    out = derive_var_chg(out, post)
+    out = derive_var_pchg(out)
+
+    # abnormality criteria as data, cited in vs_eg_abnormal.csv
+    out = derive_vars_crit(out, abnormal_criteria(d), max_crit(d))
+
+    # treatment emergence and the worst post-baseline value in each direction
+    out = derive_var_ontrtfl(out, post)
+    if "PRIMWFL" in spec.names:
+        out = derive_var_window_flag(out, "PRIMWFL", study.dlt.window_days)
+    valued = (out["ONTRTFL"] == "Y") & out["AVAL"].notna()
+    tie = [("ADTM", True), ("ADT", True), ("SRCSEQ", True)]
+    out = derive_var_extreme_flag(out, "WORSTLFL", valued, [("AVAL", True), *tie])
+    out = derive_var_extreme_flag(out, "WORSTHFL", valued, [("AVAL", False), *tie])
+
+    out = derive_var_aseq(out, ["PARAMCD", "ADT", "ADTM", "VISITNUM", "ATPTN", "SRCSEQ"])
+    return out[spec.names]
