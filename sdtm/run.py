@@ -78,6 +78,7 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
             written[name] = write_dataset(df, name, folder, timestamp=stamp)
         # Keep the frames as written (conformed: Num as float), so validation sees what a reviewer reads.
         datasets = {name: written[name].pop("data") for name in datasets}
+        write_trace(build, folder)
         _write_manifest(folder, raw, build, written)
     final = folder.parent / "sdtm"
     for info in written.values():  # the staging folder became `final`
@@ -87,12 +88,36 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     return SdtmRun(study, raw, build, datasets, written, final)
 
 
+def write_trace(build: SdtmBuild, folder: Path) -> Path:
+    """`trace.parquet`: which raw form record (FORM, RECORDID) each SDTM record came from, keyed
+    by DOMAIN, USUBJID and --SEQ. It travels with the SDTM it describes (same staging swap), so
+    TLF lineage (`clinpipe trace`) can follow an analysis number back to the EDC record."""
+    parts = [res.trace.assign(DOMAIN=name) for name, res in build.results.items() if len(res.trace)]
+    cols = ["DOMAIN", "USUBJID", "SEQ", "FORM", "RECORDID"]
+    trace = (pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols))
+    trace = trace.astype({"DOMAIN": str, "USUBJID": str, "SEQ": float, "FORM": str, "RECORDID": str})
+    trace = trace.sort_values(cols, kind="stable").reset_index(drop=True)
+    path = folder / "trace.parquet"
+    trace.to_parquet(path, index=False)
+    return path
+
+
+def _portable(path: Path) -> str:
+    """The transfer folder relative to the working directory when inside it, so two clones
+    build the same manifest bytes."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
 def _write_manifest(folder: Path, raw: RawTransfer, build: SdtmBuild, written: dict) -> None:
     """Provenance beside the data: inputs, specs, code and standards versions, outputs."""
     body = {
         "study": raw.study,
         "transfer_date": str(raw.transfer_date),
         "raw_format": raw.format,
+        "raw_transfer": _portable(raw.transfer_dir),
         "raw_files_sha256": dict(sorted(raw.file_hashes.items())),
         "spec_files_sha256": dict(sorted(build.spec_hashes.items())),
         "code": generator_version(),

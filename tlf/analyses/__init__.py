@@ -1,0 +1,1 @@
+"""Analysis functions named in the TLF catalogues (`analysis: <module>.<function>`)."""

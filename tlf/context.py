@@ -1,0 +1,86 @@
+"""What an analysis function reads: the study's ADaM datasets (parquet, loaded once), ADSL,
+the populations and the data cut-off."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from clinpipe.config import load_study
+from clinpipe.errors import ClinpipeError
+from tlf.analyses.base import Groups, subject_groups
+from tlf.catalog import Catalog, OutputSpec
+
+
+class TlfInputError(ClinpipeError):
+    """The ADaM a TLF output needs is missing or lacks a variable."""
+
+
+@dataclass
+class TlfContext:
+    study: str
+    adam_dir: Path
+    catalog: Catalog
+    cutoff: str
+    sdtm_dir: Path | None = None
+    manifest_sha256: str = ""
+    config: object = None
+    _cache: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, study: str, adam_dir: Path, catalog: Catalog) -> "TlfContext":
+        manifest = adam_dir / "manifest.json"
+        if not manifest.is_file():
+            raise TlfInputError("no ADaM build here (manifest.json missing)", file=adam_dir,
+                                hint=f"run `clinpipe adam --study {study}` first")
+        body = json.loads(manifest.read_bytes())
+        sdtm = body.get("sdtm_folder")
+        # what was built from what, without where: two clones give the same run id
+        raw = json.dumps({k: v for k, v in body.items() if k != "sdtm_folder"},
+                         sort_keys=True).encode()
+        return cls(study, adam_dir, catalog, str(body.get("data_cutoff", "")),
+                   Path(sdtm) if sdtm else None, hashlib.sha256(raw).hexdigest(),
+                   load_study(study))
+
+    def has(self, name: str) -> bool:
+        return (self.adam_dir / f"{name.lower()}.parquet").is_file()
+
+    def dataset(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """ADaM dataset `name` (e.g. "ADAE"); `columns` must exist or the error names them."""
+        if name not in self._cache:
+            path = self.adam_dir / f"{name.lower()}.parquet"
+            if not path.is_file():
+                raise TlfInputError(f"ADaM dataset {name} is not in this build", file=path,
+                                    hint="check the catalogue's datasets: or rebuild ADaM")
+            self._cache[name] = pd.read_parquet(path)
+        df = self._cache[name]
+        if columns:
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                raise TlfInputError(f"{name} has no variable(s) {missing}",
+                                    file=self.adam_dir / f"{name.lower()}.parquet",
+                                    hint="the output's analysis needs them: rebuild ADaM or fix "
+                                         "the catalogue params")
+            return df[columns]
+        return df
+
+    @property
+    def adsl(self) -> pd.DataFrame:
+        return self.dataset("ADSL")
+
+    def groups(self, spec: OutputSpec, population: str | None = None) -> Groups:
+        pop = population or spec.population
+        if pop not in self.adsl:
+            raise TlfInputError(f"ADSL has no population flag {pop}", file=self.adam_dir,
+                                hint=f"output {spec.id}: fix population: in the catalogue")
+        for var in [spec.by, *spec.where]:
+            if var and var not in self.adsl:
+                raise TlfInputError(f"ADSL has no variable {var}", file=self.adam_dir,
+                                    hint=f"output {spec.id}: fix by:/where: in the catalogue")
+        return subject_groups(self.adsl, pop, spec.by, spec.total, spec.where)
+
+    def population_label(self, spec: OutputSpec) -> str:
+        return self.catalog.populations[spec.population]
