@@ -108,7 +108,7 @@ def demo(out_root, studies):
     root = out_root or default_root()
     failed = []
     for study in studies or available_studies():
-        click.echo(f"{study}: raw -> reports, SDTM, conformance, ADaM")
+        click.echo(f"{study}: raw -> reports, SDTM, conformance, ADaM, TLF")
         try:
             _demo_transfer(study, latest_transfer(study), root)
             if (faulty_data_dir() / study).is_dir():
@@ -143,7 +143,10 @@ def _demo_transfer(study: str, transfer: Path, root: Path, faulty: bool = False)
                f"{len(result.open('WARNING'))} WARNING findings -> {page}")
     if not faulty:
         from adam.run import run_adam
+        from tlf.run import run_tlf
         run_adam(study, run.folder, root, progress=click.echo)
+        tlf = run_tlf(study, out_root=root, progress=click.echo)
+        click.echo(f"  {study}: TLF index -> {tlf.folder / 'index.html'}")
 
 
 @main.command()
@@ -180,6 +183,38 @@ def adam(study, sdtm_dir, out_root, cutoff):
                    cutoff.date() if cutoff else None, progress=click.echo)
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
+
+
+@main.command()
+@click.option("--study", required=True, help="Study id (RS001, GLOCART): its TLF catalogue.")
+@click.option("--adam", "adam_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of ADaM parquet + manifest.json (default: out/<STUDY>/adam).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root for <STUDY>/tlf (default: out/ or $CLINPIPE_OUT).")
+@click.option("--output", "only", multiple=True, help="Only this output id (repeatable).")
+def tlf(study, adam_dir, out_root, only):
+    """Build the TLF outputs of mappings/<STUDY>/tlf/: RTF, PNG, ARD (XPT + parquet), lineage
+    and index in out/<STUDY>/tlf/."""
+    from tlf.run import run_tlf
+
+    run = run_tlf(study, adam_dir, out_root, list(only) or None, progress=click.echo)
+    click.echo(f"  index: {run.folder / 'index.html'} ({run.lineage_rows:,} lineage rows)")
+
+
+@main.command()
+@click.option("--study", required=True, help="Study id (RS001, GLOCART).")
+@click.option("--output", "outid", required=True, help="Output id, e.g. t-14-2-5.")
+@click.option("--row", "ardrow", required=True, type=int,
+              help="ARD row number (1-based, as on the output's trace page).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Output root (default: out/ or $CLINPIPE_OUT).")
+@click.option("--raw/--no-raw", default=True, show_default=True,
+              help="Also print the raw EDC records (read from the transfer the SDTM came from).")
+def trace(study, outid, ardrow, out_root, raw):
+    """Which subjects and records make up one number: ARD row -> ADaM -> SDTM -> raw form."""
+    from tlf.trace import trace_number
+
+    click.echo(trace_number(study, outid, ardrow, out_root, with_raw=raw))
 
 
 @main.command()

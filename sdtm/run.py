@@ -92,10 +92,11 @@ def write_trace(build: SdtmBuild, folder: Path) -> Path:
     """`trace.parquet`: which raw form record (FORM, RECORDID) each SDTM record came from, keyed
     by DOMAIN, USUBJID and --SEQ. It travels with the SDTM it describes (same staging swap), so
     TLF lineage (`clinpipe trace`) can follow an analysis number back to the EDC record."""
-    parts = [res.trace.assign(DOMAIN=name) for name, res in build.results.items() if len(res.trace)]
     cols = ["DOMAIN", "USUBJID", "SEQ", "FORM", "RECORDID"]
-    trace = (pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols))
-    trace = trace.astype({"DOMAIN": str, "USUBJID": str, "SEQ": float, "FORM": str, "RECORDID": str})
+    types = {"DOMAIN": str, "USUBJID": str, "SEQ": float, "FORM": str, "RECORDID": str}
+    parts = [res.trace.assign(DOMAIN=name)[cols].astype(types)
+             for name, res in build.results.items() if len(res.trace)]
+    trace = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)).astype(types)
     trace = trace.sort_values(cols, kind="stable").reset_index(drop=True)
     path = folder / "trace.parquet"
     trace.to_parquet(path, index=False)
