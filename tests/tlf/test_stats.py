@@ -262,3 +262,78 @@ def test_km_empty_input_and_invalid_input():
         compute_km([1, np.nan], [1, 0])
     with pytest.raises(ValueError):
         compute_km([1, 2], [1, 2])
+
+
+# ---------------------------------------------------------------------------
+# Kaplan-Meier against lifelines (an independent implementation, 0.30.3).
+# lifelines' KaplanMeierFitter.confidence_interval_ is documented as "Greenwood's
+# Exponential formula ('log-log' in R)" and its _bounds() computes
+#   exp(-exp(log(-log S) -/+ z * sqrt(sum d / (n (n - d))) / log S))
+# i.e. the same pointwise band as R conf.type = "log-log" / compute_km.
+# Two conventions differ and are excluded from the comparison on purpose:
+#   * where S is 1 or 0 the band is undefined; R (and compute_km) give NaN,
+#     lifelines fills 1.0 (S = 1) or returns (0, 0) (S = 0);
+#   * lifelines' median (qth_survival_time) is the first time S < 0.5
+#     strictly, with no midpoint rule on flat stretches and inf when not
+#     reached, e.g. t = 1..6 all events: lifelines 4 with CI (1, 6), R
+#     quantile() 3.5 with CI (1, NA).  Medians and their CIs are therefore
+#     checked against R above (Brookmeyer-Crowley as in R and SAS), not here.
+# ---------------------------------------------------------------------------
+def _random_ties(seed, n):
+    rng = np.random.default_rng(seed)
+    # integer days so that events and censorings tie, also with each other
+    t = np.ceil(rng.exponential(200.0, n))
+    c = np.ceil(rng.uniform(50, 500, n))
+    return np.minimum(t, c), (t <= c).astype(int)
+
+
+KM_DATASETS = {
+    "ties_and_censoring_at_event_times": (
+        [1, 2, 2, 2, 3, 4, 4, 5, 6, 7, 8, 8, 9, 10, 12],
+        [1, 1, 1, 0, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0]),
+    "days_months": (
+        [35, 62, 91, 120, 150, 150, 183, 200, 240, 275, 300, 365, 365, 400, 450, 500, 540,
+         600, 700, 730],
+        [1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0]),
+    "censored_first_then_all_events_to_zero": ([1, 2, 2, 3, 3, 3, 5, 8], [0, 0, 1, 1, 1, 0, 1, 1]),
+    "random_integer_days_n60": _random_ties(16, 60),
+    "random_integer_days_n400": _random_ties(1601, 400),
+}
+
+
+@pytest.mark.parametrize("name", list(KM_DATASETS))
+def test_km_curve_and_loglog_band_match_lifelines(name):
+    from lifelines import KaplanMeierFitter
+
+    t, e = (np.asarray(v, dtype=float) for v in KM_DATASETS[name])
+    curve = compute_km(t, e).curve
+    kmf = KaplanMeierFitter().fit(t, e, alpha=0.05)
+    # lifelines prepends time 0; compute_km's curve has the observed times only
+    sf = kmf.survival_function_["KM_estimate"].drop(0.0, errors="ignore")
+    band = kmf.confidence_interval_.drop(0.0, errors="ignore")
+    table = kmf.event_table.drop(0.0, errors="ignore")
+    assert list(sf.index) == list(curve["time"])
+    np.testing.assert_allclose(curve["surv"], sf.to_numpy(), rtol=1e-12, atol=1e-15)
+    assert list(curve["n_risk"]) == list(table["at_risk"])
+    assert list(curve["n_event"]) == list(table["observed"])
+    assert list(curve["n_censor"]) == list(table["censored"])
+
+    defined = ((curve["surv"] > 0) & (curve["surv"] < 1)).to_numpy()
+    assert defined.sum() >= 3
+    np.testing.assert_allclose(curve["lcl"][defined], band.iloc[:, 0][defined], rtol=1e-10)
+    np.testing.assert_allclose(curve["ucl"][defined], band.iloc[:, 1][defined], rtol=1e-10)
+    assert curve.loc[~defined, ["lcl", "ucl"]].isna().all().all()  # R's NaN, see above
+
+
+@pytest.mark.parametrize("name", list(KM_DATASETS))
+def test_km_landmark_rates_match_lifelines_step_function(name):
+    from lifelines import KaplanMeierFitter
+
+    t, e = (np.asarray(v, dtype=float) for v in KM_DATASETS[name])
+    lm = np.array([0.5, 2.5, 100.0, 182.625, 365.25]).clip(max=t.max())
+    res = compute_km(t, e, landmarks=lm).landmarks
+    kmf = KaplanMeierFitter().fit(t, e)
+    np.testing.assert_allclose(res["surv"], kmf.survival_function_at_times(lm).to_numpy(),
+                               rtol=1e-12)
+    # number at risk at a landmark: subjects still followed at t (time >= t)
+    assert list(res["n_risk"]) == [int((t >= x).sum()) for x in lm]
