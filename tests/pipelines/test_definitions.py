@@ -15,6 +15,7 @@ def test_definitions_load():
         assert f"{s}/raw_export" in keys
         assert {f"{s}/sdtm/{d}" for d in ("DM", "AE", "SUPPAE", "TS", "TA", "TE", "TV", "TI")} <= keys
         assert {f"{s}/adam/ADSL", f"{s}/adam/ADAE"} <= keys
+        assert any(k.startswith(f"{s}/tlf/") for k in keys)
     # the ADaM assets sit downstream of the SDTM assets whose blocking checks gate them
     assert dg.AssetKey(["RS001", "sdtm", "DM"]) in graph.get(dg.AssetKey(["RS001", "adam", "ADSL"])).parent_keys
     for study in STUDIES:
@@ -48,6 +49,14 @@ def test_refresh_job_materialises_raw_and_sdtm(study, tmp_path, monkeypatch):
               if e.check_name == "adam_conformance"}
     assert checks == {"ADSL": True, "ADAE": True}
     assert (tmp_path / study / "adam" / "adsl.xpt").is_file()
+    # TLF: one asset per catalogue group, downstream of the ADaM checks
+    from tlf.catalog import load_catalog
+    catalog = load_catalog(study)
+    tlf = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node(f"{study}_tlf")}
+    assert set(tlf) == set(catalog.groups)
+    assert sum(m["ard_rows"].value for m in tlf.values()) > 0
+    for out in catalog.outputs:
+        assert (tmp_path / study / "tlf" / f"{out.id}.rtf").is_file()
 
 
 def test_sensor_requests_a_run_per_new_transfer(tmp_path, monkeypatch):
