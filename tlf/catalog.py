@@ -63,6 +63,7 @@ class OutputSpec(_Strict):
     footnotes: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list)
     group: str = ""           # set from the file
+    source: str = ""          # the catalogue file (set on loading)
 
 
 class Catalog(_Strict):
@@ -114,7 +115,7 @@ def load_catalog(study: str) -> Catalog:
                 group = body.get("group") or path.stem
                 for i, o in enumerate(body.get("outputs", [])):
                     try:
-                        outputs.append(OutputSpec(**{**o, "group": group}))
+                        outputs.append(OutputSpec(**{**o, "group": group, "source": path.name}))
                     except ValidationError as exc:
                         err = validation_error(loaded, exc)
                         line = loaded.line_of(("outputs", i))
@@ -135,21 +136,23 @@ def _check(cat: Catalog, folder: Path) -> None:
     ids = [o.id for o in cat.outputs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise ConfigError(f"TLF output ids used twice: {dupes}", file=folder,
+        raise ConfigError(f"TLF output ids used twice: {dupes}", file=folder,  # several files
                           hint="every output id of a study is unique")
     known = {e.id for e in cat.endpoints}
     for out in cat.outputs:
+        where = folder / out.source
         if not _ID.match(out.id):
             raise ConfigError(f"output id {out.id!r} is not like t-14-1-1 / f-14-2 / l-16-1",
-                              file=folder, hint="t- table, f- figure, l- listing, digits after")
+                              file=where, hint="t- table, f- figure, l- listing, digits after")
         if out.id[0] != out.type[0]:
             raise ConfigError(f"output {out.id} is a {out.type} but its id says otherwise",
-                              file=folder, hint="t- for tables, f- for figures, l- for listings")
+                              file=where, hint="t- for tables, f- for figures, l- for listings")
         if out.population not in cat.populations:
-            raise ConfigError(f"output {out.id}: population {out.population!r} is not declared",
-                              file=folder / "endpoints.yaml",
+            raise ConfigError(f"output {out.id} ({out.source}): population {out.population!r} "
+                              "is not declared", file=folder / "endpoints.yaml",
                               hint=f"declared: {sorted(cat.populations)}")
         missing = set(out.endpoints) - known
         if missing:
-            raise ConfigError(f"output {out.id} answers unknown endpoint(s) {sorted(missing)}",
+            raise ConfigError(f"output {out.id} ({out.source}) answers unknown endpoint(s) "
+                              f"{sorted(missing)}",
                               file=folder / "endpoints.yaml", hint="add them to endpoints:")

@@ -75,7 +75,7 @@ def _lines(ctx: TlfContext, spec: OutputSpec, result: Result, rid: str) -> tuple
     foot.append(f"Data cut-off: {ctx.cutoff}.")
     module = spec.analysis.rpartition(".")[0]
     source = [f"Source: {', '.join(spec.datasets)}. Program: tlf/analyses/{module}.py "
-              f"({spec.analysis}); catalogue mappings/{ctx.study}/tlf/{spec.group}.yaml. "
+              f"({spec.analysis}); catalogue mappings/{ctx.study}/tlf/{spec.source}. "
               f"Run {rid}."]
     return title, foot, source
 
