@@ -117,7 +117,7 @@ def _sort_key(groups) -> str:
 
 
 def hierarchy(ctx, spec, rec: pd.DataFrame, level1: str, level2: str, any_code: str,
-              any_label: str, order1: list[str] | None = None) -> Result:
+              any_label: str, header: str, order1: list[str] | None = None) -> Result:
     """Subjects with an event: overall, per `level1` (PARAMCD) and per `level2` within it
     (VARLVL), sorted by descending count in the total column; with params.grades, columns by
     worst-grade band as well."""
@@ -141,6 +141,9 @@ def hierarchy(ctx, spec, rec: pd.DataFrame, level1: str, level2: str, any_code: 
     n = cells[cells["USUBJID"].isin(groups.frame.loc[groups.frame["GRP1LVL"] == sort_lv,
                                                      "USUBJID"])]
     n = n.groupby(["PARAMCD", "VARLVL"])["USUBJID"].nunique()
+    if n.empty:     # no event at all: the table still shows its first row, 0 everywhere
+        n = pd.Series([0], index=pd.MultiIndex.from_tuples([(any_code, "")],
+                                                           names=["PARAMCD", "VARLVL"]))
     socs = n.xs("", level="VARLVL").drop(any_code, errors="ignore")
     given = [s for s in order1 or [] if s in socs.index]
     soc_order = given + sorted((s for s in socs.index if s not in given),
@@ -152,7 +155,6 @@ def hierarchy(ctx, spec, rec: pd.DataFrame, level1: str, level2: str, any_code: 
         within = pts.xs(soc, level="PARAMCD")
         for pt in sorted(within.index, key=lambda v: (-within[v], v)):
             rows.append((f"  {pt}", {"PARAMCD": soc, "VARLVL": pt}, "{n} ({pct})"))
-    header = f"{level1}\\line   {level2}"
     table = layout_rows(ard, groups, rows, label_header=header)
     if bands:
         table = _with_bands(ard, groups, rows, bands, table)
@@ -179,7 +181,8 @@ def soc_pt(ctx, spec) -> Result:
     SAEs), window_days, label (first row)."""
     rec = teae(ctx, spec, ["AEBODSYS", "AEDECOD", "ATOXGRN"])
     label = spec.params.get("label", "Subjects with at least one TEAE")
-    return hierarchy(ctx, spec, rec, "AEBODSYS", "AEDECOD", "TEAE", label)
+    return hierarchy(ctx, spec, rec, "AEBODSYS", "AEDECOD", "TEAE", label,
+                     "System organ class\\line   Preferred term")
 
 
 def aesi(ctx, spec) -> Result:
@@ -189,6 +192,7 @@ def aesi(ctx, spec) -> Result:
     rec = rec[rec["AESIFL"] == "Y"]
     label = spec.params.get("label", "Subjects with at least one AESI")
     result = hierarchy(ctx, spec, rec, "AESICAT", "AEDECOD", "AESI", label,
+                       "AESI category\\line   Preferred term",
                        order1=[str(c) for c in spec.params.get("categories", [])])
     result.method += " AESI categories from ADAE AESICAT."
     return result
