@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean-out help dagster samples
+.PHONY: demo test venv lock clean-out help dagster samples render-tools
 
 help:
 	@echo "make demo   - raw -> reports for both studies on the bundled sample data (out/)"
@@ -25,7 +25,18 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/clinpipe demo
 
-test: $(STAMP)
+# The RTF render check converts every RTF with LibreOffice and renders pages with poppler
+# (Debian packages): installed here when missing and apt-get can (root), else say how.
+render-tools:
+	@command -v soffice >/dev/null && command -v pdftoppm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing LibreOffice (writer) and poppler-utils for the RTF render check"; \
+	    (apt-get install -y -q --no-install-recommends libreoffice-writer-nogui poppler-utils \
+	     || { apt-get update -q && apt-get install -y -q --no-install-recommends \
+	          libreoffice-writer-nogui poppler-utils; }) >/dev/null; \
+	  else echo "need soffice and pdftoppm: sudo apt-get install libreoffice-writer-nogui poppler-utils"; exit 1; fi; }
+
+test: $(STAMP) render-tools
 	$(BIN)/python -m pytest -q
 
 lock:

@@ -238,11 +238,6 @@ def test_units_and_stat_vocabulary():
     assert unit[("A", "mean")] == unit[("A", "geomean")] == "ng/mL"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG base.subject_groups: without a numeric twin <by>N, order_var == by and "
-    "pop[[by, by]] has a duplicated column, so sort_values raises ValueError "
-    "'The column label ... is not unique'. Fix: select/sort on "
-    "list(dict.fromkeys([by, order_var]))."))
 def test_groups_by_a_variable_without_numeric_twin():
     adsl = pd.DataFrame({"USUBJID": ["S1", "S2"], "SAFFL": "Y", "ARM": ["B", "A"]})
     groups = subject_groups(adsl, "SAFFL", "ARM")

@@ -76,7 +76,8 @@ def subject_groups(adsl: pd.DataFrame, pop_flag: str, by: str = "", total: bool 
     levels: list[str] = []
     if by:
         order_var = f"{by}N" if f"{by}N" in pop else by
-        lv = (pop[[by, order_var]].drop_duplicates().sort_values([order_var, by], kind="stable"))
+        cols = list(dict.fromkeys([order_var, by]))   # no twin: sort by the text itself
+        lv = pop[cols].drop_duplicates().sort_values(cols, kind="stable")
         levels = [v for v in lv[by].astype(str) if v != ""]
         parts.append(pd.DataFrame({"USUBJID": pop["USUBJID"].to_numpy(), "GRP1": by,
                                    "GRP1LVL": pop[by].astype(str).to_numpy()}))
