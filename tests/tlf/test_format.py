@@ -1,10 +1,9 @@
 """tlf.format: how STATC is printed.
 
 The reference for rounding is decimal arithmetic on the number as written
-(Python's decimal.ROUND_HALF_UP, i.e. half away from zero, like SAS ROUND and
-R's sprintf-free round-half-up conventions used by reviewers), not binary floats:
-2.675 is stored as 2.67499999999999982236431605997495353221893310546875, and
-Python's round(2.675, 2) gives 2.67, yet the table must show 2.68.
+(Python's decimal.ROUND_HALF_UP, i.e. half away from zero, as SAS ROUND), not
+binary floats: 2.675 is stored as 2.67499999999999982236431605997495353221893310546875
+and Python's round(2.675, 2) gives 2.67, yet the table must show 2.68.
 """
 
 import math
@@ -50,7 +49,7 @@ def test_fmt_rounds_half_away_from_zero(value, digits, expected):
 def test_fmt_agrees_with_decimal_on_random_ties_and_non_ties():
     rng = random.Random(16)
     values, digits, expected = [], [], []
-    for _ in range(20000):
+    for _ in range(4000):
         d = rng.randint(0, 3)
         k = rng.randint(-10 ** rng.randint(1, 12), 10 ** rng.randint(1, 12))
         tie = f"{k}5e-{d + 1}"                # exactly halfway in decimal
@@ -59,14 +58,17 @@ def test_fmt_agrees_with_decimal_on_random_ties_and_non_ties():
             values.append(float(text))
             digits.append(d)
             expected.append(decimal_half_up(text, d))
-    got = [F.fmt(v, d)[0] for v, d in zip(values, digits)]
+    values, digits = np.array(values), np.array(digits)
+    got = np.empty(len(values), dtype=object)
+    for d in range(4):      # vectorised per number of decimals, as the kernels call it
+        got[digits == d] = F.fmt(values[digits == d], d)
     bad = [(v, d, g, e) for v, d, g, e in zip(values, digits, got, expected) if g != e]
     assert not bad, bad[:5]
 
 
 def test_percentages_from_counts_round_like_decimal():
-    # 100 * n / N for every n <= N <= 400 (e.g. 1/8 = 12.5 % -> "12.5", 1/16 = 6.25 -> "6.3")
-    for N in range(1, 401):
+    # 100 * n / N for every n <= N <= 200 (e.g. 1/8 = 12.5 % -> "12.5", 1/16 = 6.25 -> "6.3")
+    for N in range(1, 201):
         n = np.arange(N + 1)
         got = F.fmt(100 * n / N, 1)
         ref = [decimal_half_up(str(Decimal(int(k) * 100) / Decimal(N)), 1) for k in n]
