@@ -32,16 +32,19 @@ def _page() -> rtf.RTFPage:
                        page_source="all", border_first="double", border_last="double")
 
 
-def _common(title_lines: list[str], footnotes: list[str], source: list[str]) -> dict:
+def _common(title_lines: list[str], footnotes: list[str], source: list[str],
+            as_table: bool = True) -> dict:
     return {
         "rtf_page": _page(),
         "rtf_page_header": rtf.RTFPageHeader(text_font_size=_SIZE),
         "rtf_title": rtf.RTFTitle(text=[_text(t) for t in title_lines], text_font_size=_SIZE,
                                   text_convert=[False]),
         "rtf_footnote": rtf.RTFFootnote(text=[_text(f) for f in footnotes], text_font_size=_SIZE,
-                                        text_convert=[False]) if footnotes else None,
+                                        text_convert=[False], as_table=as_table)
+        if footnotes else None,
         "rtf_source": rtf.RTFSource(text=[_text(s) for s in source], text_font_size=_SIZE,
-                                    text_convert=[False], text_justification=["l"]),
+                                    text_convert=[False], text_justification=["l"],
+                                    as_table=False),
     }
 
 
@@ -77,7 +80,8 @@ def render_figure(pngs: list[Path], path: Path, *, title_lines: list[str], footn
     doc = rtf.RTFDocument(
         rtf_figure=rtf.RTFFigure(figures=[str(p) for p in pngs], fig_width=width,
                                  fig_height=height),
-        **_common(title_lines, footnotes, source))
+        # rtflite draws figure footnotes as text, not as a table row under a table
+        **_common(title_lines, footnotes, source, as_table=False))
     return _write(doc, path)
 
 
