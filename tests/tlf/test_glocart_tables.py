@@ -214,3 +214,12 @@ def test_collection_unit_mismatch_is_a_clear_error(tmp_path):
     ctx.sdtm_dir = None
     with pytest.raises(ClinpipeError, match="SDTM PR"):
         collection.yields(ctx, _spec(params=params))
+
+
+def test_km_figures_agree_with_the_tables(glo):
+    for fig, table, code in (("f-14-2-1", "t-14-2-5", "PFST"), ("f-14-2-2", "t-14-2-6", "PFSC"),
+                             ("f-14-2-3", "t-14-2-7", "OS")):
+        f, t = glo.ard(fig), glo.ard(table)
+        for stat in ("events", "censored", "km_median"):
+            assert _value(f, stat, PARAMCD=code, GRP1LVL=ALL) == pytest.approx(
+                _value(t, stat, PARAMCD=code, GRP1LVL=ALL), nan_ok=True), (fig, stat)
