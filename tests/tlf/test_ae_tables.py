@@ -264,6 +264,17 @@ def test_literal_no_events_and_bad_params():
         ae.soc_pt(ctx, _spec("ae.soc_pt", filter={"NOPE": "Y"}))
 
 
+def test_literal_day0_from_another_date():
+    """GLOCART-like: Day 0 is a later ADSL date (CAR-T), events before it are left out."""
+    ctx = _literal()
+    ctx._d["ADSL"] = ctx.adsl.assign(CARTDT=pd.Timestamp("2025-01-20"))   # 10 days after TRTSDT
+    spec = _spec("ae.overview", day0="CARTDT", from_day0=True, window_days=28)
+    got = ae.overview(ctx, spec).ard
+    # S1's and S2's early events precede CAR-T, S1's day-40 one is CAR-T day 30: only S3 (18)
+    assert dict(_ard_n(got, PARAMCD="ANY")) == {"B": 1.0, ALL: 1.0}
+    assert "Day 0 = CARTDT" in ae.overview(ctx, spec).method
+
+
 def test_grade_bands():
     assert ae.grade_bands(True) == [(g, [int(g)]) for g in "12345"]
     assert ae.grade_bands(["1-2", ">=3"]) == [("1-2", [1, 2]), (">=3", [3, 4, 5])]

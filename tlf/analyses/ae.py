@@ -27,10 +27,17 @@ METHOD = ("Treatment-emergent AEs (ADAE TRTEMFL = Y); a subject is counted once 
           "worst grade of the events in it; percentages of N.")
 
 
+def day0_of(spec) -> str:
+    """The ADSL date that is Day 0 for windows and onset (params.day0, or onset_from; default
+    TRTSDT: RS001's infusion; e.g. CARTDT for GLOCART's CAR-T phase)."""
+    return str(spec.params.get("day0", spec.params.get("onset_from", "TRTSDT")))
+
+
 def teae(ctx, spec, columns: list[str]) -> pd.DataFrame:
-    """TEAE records of ADAE (record identity AESEQ), restricted by params.filter ({var: value
-    or values}) and params.window_days (onset within that many days of Day 0 = TRTSDT; an
-    unknown onset date is kept, it may lie in the window)."""
+    """TEAE records of ADAE (record identity AESEQ) with DAY (days from Day 0, see day0_of),
+    restricted by params.filter ({var: value or values}), params.from_day0 (onset on or after
+    Day 0 only) and params.window_days (onset at most that many days after Day 0). An unknown
+    onset date is kept: it may lie in the window."""
     p = spec.params
     filt = p.get("filter", {}) or {}
     if not isinstance(filt, dict):
@@ -38,12 +45,18 @@ def teae(ctx, spec, columns: list[str]) -> pd.DataFrame:
                             field="params.filter", hint="e.g. {AESER: Y}")
     cols = list(dict.fromkeys([*BASE_COLS, *columns, *filt]))
     df = ctx.dataset("ADAE", cols)
+    ref = day0_of(spec)
+    adsl = ctx.dataset("ADSL", ["USUBJID", ref])
+    df = df.drop(columns=[ref], errors="ignore").merge(adsl, on="USUBJID", how="left")
+    days = (pd.to_datetime(df["ASTDT"]) - pd.to_datetime(df[ref])).dt.days.astype(float)
+    df = df.assign(DAY=days)
     keep = df["TRTEMFL"] == "Y"
     for var, value in filt.items():
         keep &= df[var].astype(str).isin([str(v) for v in (value if isinstance(value, list)
                                                             else [value])])
+    if p.get("from_day0"):
+        keep &= days.isna() | (days >= 0)
     if p.get("window_days") is not None:
-        days = (pd.to_datetime(df["ASTDT"]) - pd.to_datetime(df["TRTSDT"])).dt.days
         keep &= days.isna() | (days <= int(p["window_days"]))
     return records_of(df[keep], "ADAE", seq="AESEQ")
 
@@ -79,7 +92,7 @@ def overview(ctx, spec) -> Result:
     rows += [(f"  {label}", {"PARAMCD": code}, "{n} ({pct})") for code, label, _ in rows_def]
     method = METHOD + f" Related: AEREL in {', '.join(related)}."
     if p.get("window_days") is not None:
-        method += f" Onset Day 0 to Day {int(p['window_days'])} (Day 0 = TRTSDT)."
+        method += f" Onset Day 0 to Day {int(p['window_days'])} (Day 0 = {day0_of(spec)})."
     return Result(ard, members, layout_rows(ard, groups, rows), method=method)
 
 
@@ -201,21 +214,21 @@ def aesi(ctx, spec) -> Result:
 def astct(ctx, spec) -> Result:
     """CRS and ICANS (params.categories, AESICAT values) graded on params.scale (ATOXSCL,
     default ASTCT 2019): subjects by worst grade, grade >= params.severe_grade, time to onset
-    of the first event (days from params.onset_from, an ADSL date, default TRTSDT = Day 0) and
-    duration of each event (ADURN, days; events without an end date are unresolved)."""
+    of the first event (days from Day 0, params.day0, an ADSL date, default TRTSDT) and
+    duration of each event (ADURN, days; events without an end date are unresolved).
+    params.day0 / from_day0 / window_days as in `teae` (GLOCART: day0 CARTDT, from_day0 true
+    for the CAR-T phase; CRS under glofitamab starts before it)."""
     p = spec.params
     cats = [str(c) for c in p.get("categories", ["CRS", "ICANS"])]
     scale = str(p.get("scale", "ASTCT 2019"))
     severe = int(p.get("severe_grade", SEVERE))
     grades = [int(g) for g in p.get("grades", GRADES)]
-    ref = str(p.get("onset_from", "TRTSDT"))
+    ref = day0_of(spec)
     rec = teae(ctx, spec, ["AESICAT", "ATOXSCL", "ATOXGRN", "ADURN"])
     rec = rec[rec["AESICAT"].isin(cats) & (rec["ATOXSCL"] == scale)]
     groups = groups_of(ctx, spec)
-    rec = rec[rec["USUBJID"].isin(groups.frame["USUBJID"])].assign(PARAMCD=rec["AESICAT"])
-    adsl = ctx.dataset("ADSL", ["USUBJID", ref])
-    rec = rec.drop(columns=[ref], errors="ignore").merge(adsl, on="USUBJID", how="left")
-    rec["ONSET"] = (pd.to_datetime(rec["ASTDT"]) - pd.to_datetime(rec[ref])).dt.days.astype(float)
+    rec = rec[rec["USUBJID"].isin(groups.frame["USUBJID"])]
+    rec = rec.assign(PARAMCD=rec["AESICAT"], ONSET=rec["DAY"])
 
     counts = [rec.assign(VARLVL="ANY"), rec[rec["ATOXGRN"] >= severe].assign(VARLVL="SEVERE"),
               rec[rec["ADURN"].isna()].assign(VARLVL="UNRESOLVED")]
