@@ -84,7 +84,8 @@ def overview(ctx, spec) -> Result:
                 ("SERREL", "Treatment-related serious TEAE", rel & (rec["AESER"] == "Y")),
                 ("DTH", "TEAE leading to death", (rec["AESDTH"] == "Y") | (rec["ATOXGRN"] == 5)),
                 ("AESI", "AE of special interest", rec["AESIFL"] == "Y")]
-    parts = [rec[np.asarray(mask, bool)].assign(PARAMCD=code) for code, _, mask in rows_def]
+    slim = rec[["USUBJID", "DATASET", "RECSEQ"]]
+    parts = [slim[np.asarray(mask, bool)].assign(PARAMCD=code) for code, _, mask in rows_def]
     groups = groups_of(ctx, spec)
     a, m = count_subjects(pd.concat(parts, ignore_index=True), groups, spec.id)
     ard, members = _with_n([a], [m], groups, ctx, spec)
@@ -138,6 +139,8 @@ def hierarchy(ctx, spec, rec: pd.DataFrame, level1: str, level2: str, any_code: 
     rec = rec[rec["USUBJID"].isin(groups.frame["USUBJID"])]
     l1 = rec[level1].fillna("").astype(str).replace("", "Uncoded")
     l2 = rec[level2].fillna("").astype(str).replace("", "Uncoded")
+    # only what the kernels need: three copies of every record is what costs at 10,000 subjects
+    rec = rec[["USUBJID", "DATASET", "RECSEQ", "ATOXGRN"]]
     cells = pd.concat([rec.assign(PARAMCD=any_code, VARLVL=""),
                        rec.assign(PARAMCD=l1, VARLVL=""),
                        rec.assign(PARAMCD=l1, VARLVL=l2)], ignore_index=True)
@@ -178,12 +181,14 @@ def _with_bands(ard, groups, rows, bands, plain: TableLayout) -> TableLayout:
     """Per column group: the any-grade column, then one per worst-grade band."""
     body = {"LABEL": plain.body["LABEL"]}
     headers = [plain.headers[0]]
+    banded = {label: layout_rows(ard, groups, [(t, {**k, "GRP2": "ATOXGR", "GRP2LVL": label}, tpl)
+                                               for t, k, tpl in rows]).body
+              for label, _ in bands}
     for lv, head in zip(groups.levels, groups.headers()):
         body[f"{lv}|any"] = plain.body[lv]
         headers.append(f"{head}\\line Any grade")
         for label, _ in bands:
-            banded = [(t, {**k, "GRP2": "ATOXGR", "GRP2LVL": label}, tpl) for t, k, tpl in rows]
-            body[f"{lv}|{label}"] = layout_rows(ard, groups, banded).body[lv]
+            body[f"{lv}|{label}"] = banded[label][lv]
             headers.append(f"{head}\\line Grade {label}")
     widths = [3.0] + [1.0] * (len(headers) - 1)
     return TableLayout(pd.DataFrame(body), headers, widths=widths)
