@@ -16,6 +16,8 @@ from clinpipe.errors import ConfigError
 from tlf.analyses.base import GEO_STATS, Result, denominators, layout_rows, records_of, summarise
 from tlf.ard import finish_ard
 
+# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+FIGSIZE = (10.0, 5.75)
 TIME_ONLY_STATS = ("n", "median", "min", "max")
 PK_METHOD = ("Non-compartmental analysis (linear-up/log-down); SD with n-1; CV% = 100 SD/mean; "
              "geometric CV% = 100 sqrt(exp(s^2) - 1), s the SD of log values.")
@@ -36,9 +38,9 @@ def _method_order(labels: dict, present) -> list[str]:
 
 def parameters(ctx, spec) -> Result:
     """params: ncacd (NCA parameter codes, display order), time_params (codes summarised by
-    n/median/min/max only, e.g. [TMAX]), labels (NCACD -> row label; default ADPP PARAM
-    without the method), methods (PARCAT1 -> page label, display order), digits (NCACD ->
-    decimals of mean/min/max; default 1)."""
+    n/median/min/max only, e.g. [TMAX]), labels (NCACD -> row label; default ADPP PARAM),
+    methods (PARCAT1 -> page label, display order), digits (ADPP PARAMCD or NCACD ->
+    decimals of min/max, one more for mean/SD/median; default 1)."""
     p = spec.params
     if "ncacd" not in p:
         raise ConfigError(f"output {spec.id}: params needs ncacd (NCA parameter codes)",
@@ -68,11 +70,13 @@ def parameters(ctx, spec) -> Result:
                 continue
             unit = str(one["AVALU"].iloc[0])
             stats = TIME_ONLY_STATS if code in time_codes else GEO_STATS
+            paramcd = str(one["PARAMCD"].iloc[0])
+            # methods differ by orders of magnitude: decimals by PARAMCD first, then NCACD
+            places = int(digits.get(paramcd, digits.get(code, 1)))
             a, m = summarise(one, "AVAL", groups, spec.id, stats=stats,
-                             unit=_UNITS.get(unit, unit), digits=int(digits.get(code, 1)))
+                             unit=_UNITS.get(unit, unit), digits=places)
             ards.append(a)
             members.append(m)
-            paramcd = str(one["PARAMCD"].iloc[0])
             label = labels.get(code) or str(one["PARAM"].iloc[0])
             if unit and f"({unit})" not in label:
                 label = f"{label} ({unit})"
@@ -83,14 +87,14 @@ def parameters(ctx, spec) -> Result:
                 rows += [("  Median", k, "{median}"), ("  Min, Max", k, "{min}, {max}")]
             else:
                 rows += [("  Mean (SD)", k, "{mean} ({sd})"), ("  CV%", k, "{cv}"),
-                         ("  Geometric mean", k, "{geomean}"), ("  Geometric CV%", k, "{geocv}"),
+                         ("  Geometric mean (geometric CV%)", k, "{geomean} ({geocv})"),
                          ("  Median", k, "{median}"), ("  Min, Max", k, "{min}, {max}")]
     n_ard, n_members = denominators(groups, ctx.adsl, spec.id)
     ard = pd.concat([n_ard, *ards], ignore_index=True)
     members = pd.concat([n_members, *members], ignore_index=True)
     table = layout_rows(ard, groups, rows, label_header="Parameter\\line Statistic",
                         page_by="METHOD")
-    table.widths = [2.6] + [1.2] * len(groups.levels)
+    table.widths = [3.2] + [1.2] * len(groups.levels)
     return Result(ard, members, table, method=PK_METHOD)
 
 
@@ -135,7 +139,7 @@ def profiles(ctx, spec) -> Result:
 
 
 def _profile_figure(ard, xpos, rec, groups, order, methods, p, time_var) -> Figure:
-    fig = Figure(figsize=(11, 5.2))
+    fig = Figure(figsize=FIGSIZE)
     axes = fig.subplots(1, max(len(order), 1), squeeze=False)[0]
     colors = matplotlib.colormaps["tab10"]
     wide = ard[ard["STAT"].isin(["median", "n"])].pivot_table(

@@ -16,6 +16,8 @@ from matplotlib.lines import Line2D
 from clinpipe.errors import ConfigError
 from tlf.analyses.base import ALL, Result, count_subjects, denominators, records_of, summarise
 
+# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+FIGSIZE = (10.0, 5.75)
 # response -> (marker, face colour, label); a sponsor may restyle them in params.markers
 MARKERS = {
     "CR": ("o", "black", "CR"),
@@ -98,8 +100,7 @@ def _figure(bars: pd.DataFrame, rec: pd.DataFrame, groups, p: dict) -> Figure:
     bars = bars.sort_values(["DUR", "USUBJID"], ascending=[True, True], kind="stable")
     bars = bars.reset_index(drop=True)
     bars["Y"] = np.arange(len(bars))
-    height = min(max(3.5, 0.22 * len(bars) + 1.6), 30.0)
-    fig = Figure(figsize=(10, height))
+    fig = Figure(figsize=FIGSIZE)
     ax = fig.subplots()
     colors = matplotlib.colormaps["tab10"]
     levels = [lv for lv in groups.levels if lv in set(bars["GRP1LVL"])]
@@ -113,18 +114,20 @@ def _figure(bars: pd.DataFrame, rec: pd.DataFrame, groups, p: dict) -> Figure:
         r = pos[pos["AVALC"] == code]
         if r.empty:
             continue
-        ax.scatter(r["DAY"], r["Y"], marker=mk, s=28, facecolors=face, edgecolors="black",
+        ax.scatter(r["DAY"], r["Y"], marker=mk, s=22, facecolors=face, edgecolors="black",
                    linewidths=0.7, zorder=3)
         handles.append(Line2D([], [], marker=mk, ls="", markerfacecolor=face,
                               markeredgecolor="black", label=label))
     for (mk, face, label), sel, x in ((DEATH, bars["DTHDAY"].notna(), bars["DTHDAY"]),
                                       (ONGOING, bars["ONGOING"], bars["DUR"])):
         if sel.any():
-            ax.scatter(x[sel] + (8 if mk == ">" else 0), bars.loc[sel, "Y"], marker=mk, s=40,
+            ax.scatter(x[sel] + (8 if mk == ">" else 0), bars.loc[sel, "Y"], marker=mk, s=26,
                        color=face, zorder=4)
             handles.append(Line2D([], [], marker=mk, ls="", color=face, label=label))
     ax.set_yticks(bars["Y"])
-    ax.set_yticklabels(bars["SUBJID"].astype(str), fontsize=6)
+    # subject labels only while they stay legible on the fixed page
+    ax.set_yticklabels(bars["SUBJID"].astype(str) if len(bars) <= 60 else [""] * len(bars),
+                       fontsize=5 if len(bars) > 30 else 6)
     ax.set_ylim(-0.8, len(bars) - 0.2)
     ax.set_xlim(left=0)
     ax.set_xlabel(p.get("xlabel", "Days from infusion"))

@@ -18,6 +18,8 @@ from matplotlib.patches import Patch
 from tlf.analyses.base import ALL, Result, count_subjects, denominators, records_of, summarise
 from tlf.context import TlfInputError
 
+# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+FIGSIZE = (10.0, 5.75)
 BOR_COLORS = {"CR": "#1a9850", "PR": "#91cf60", "SD": "#fdae61", "PD": "#d73027", "NE": "0.6"}
 _TR_COLS = ["USUBJID", "TRSEQ", "TRTESTCD", "TRSTRESN", "TRLOBXFL", "TRDY", "TREVAL"]
 
@@ -90,7 +92,7 @@ def _figure(best: pd.DataFrame, p: dict, groups) -> Figure:
     colors = {**BOR_COLORS, **dict(p.get("colors", {}))}
     best = best.sort_values(["PCHG", "USUBJID"], ascending=[False, True], kind="stable")
     best = best.reset_index(drop=True)
-    fig = Figure(figsize=(10, 5.2))
+    fig = Figure(figsize=FIGSIZE)
     ax = fig.subplots()
     x = np.arange(len(best))
     ax.bar(x, best["PCHG"], color=[colors.get(b, "0.6") for b in best["BOR"]],
