@@ -102,7 +102,7 @@ def test_lab_cells_trace_to_the_worst_records(sample_tlf):
     k = row.name + 1
     got = lin[(lin.OUTID == "t-14-3-4-1") & (lin.ARDROW == k)]
     code, d = row.PARAMCD.rsplit("-", 1)
-    term, grade, _ = DIRS[d]
+    _, grade, _ = DIRS[d]
     recs = lb[(lb.PARAMCD == code) & (lb.ONTRTFL == "Y") & (lb[grade] == 4)]
     assert set(got.USUBJID) == set(recs.USUBJID[recs.USUBJID.isin(got.USUBJID)])
     assert set(zip(got.USUBJID, got.ADSEQ.astype(float))) <= set(zip(recs.USUBJID, recs.ASEQ))

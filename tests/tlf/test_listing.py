@@ -2,8 +2,6 @@
 l-16-2-7-2 investigator vs rules) against the ADAE records selected here directly."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 

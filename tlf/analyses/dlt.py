@@ -11,8 +11,15 @@ import pandas as pd
 
 from adam.escalation import compute_escalation_summary, dlt_disagreements, mtd_level
 from tlf import format as F
-from tlf.analyses.base import (ALL, Result, TableLayout, count_subjects, denominators,
-                               in_level_order, records_of)
+from tlf.analyses.base import (
+    ALL,
+    Result,
+    TableLayout,
+    count_subjects,
+    denominators,
+    in_level_order,
+    records_of,
+)
 from tlf.analyses.listing import listing_result
 from tlf.ard import finish_ard, finish_members
 from tlf.context import TlfInputError
@@ -65,7 +72,8 @@ def _escalation_ard(spec, groups, adsl, adae, table: pd.DataFrame, statement: st
     esc = esc.assign(CODE=dose_level_code(esc["TRT01A"]))
     level_of = {dose_level_code(lv): lv for lv in groups.levels if lv != ALL}
     t = table.assign(GRP1LVL=table["DOSE LEVEL"].map(level_of).fillna(""))
-    base = dict(OUTID=spec.id, POP=groups.pop, GRP1=groups.var, GRP2=cohort_var, GRP2LVL=cohort)
+    base = {"OUTID": spec.id, "POP": groups.pop, "GRP1": groups.var, "GRP2": cohort_var,
+            "GRP2LVL": cohort}
     n_eval = t.assign(PARAMCD="ESCEVAL", STAT="n", STATVAL=t["DLT-EVALUABLE"].astype(float),
                       STATC=t["DLT-EVALUABLE"].astype(str))
     n_dlt = t.assign(PARAMCD="ESCDLT", STAT="n", STATVAL=t["WITH DLT"].astype(float),
@@ -174,8 +182,9 @@ def with_zero_cells(ard: pd.DataFrame, groups, outid: str, paramcd: str) -> pd.D
     N = np.array([groups.n[lv] for lv in empty], dtype=float)
     zero = np.zeros(len(empty))
     pct, lcl, ucl = compute_clopper_pearson(zero, N)
-    base = dict(OUTID=outid, POP=groups.pop, GRP1=groups.var, GRP1LVL=empty, PARAMCD=paramcd)
-    ci = dict(UNIT="%", METHOD="CLOPPER-PEARSON 95% CI")
+    base = {"OUTID": outid, "POP": groups.pop, "GRP1": groups.var, "GRP1LVL": empty,
+            "PARAMCD": paramcd}
+    ci = {"UNIT": "%", "METHOD": "CLOPPER-PEARSON 95% CI"}
     rows = [pd.DataFrame({**base, "STAT": "n", "STATVAL": zero, "STATC": F.fmt_int(zero)}),
             pd.DataFrame({**base, "STAT": "pct", "STATVAL": pct, "STATC": F.fmt(pct), "UNIT": "%"}),
             pd.DataFrame({**base, "STAT": "lcl", "STATVAL": lcl, "STATC": F.fmt(lcl), **ci}),

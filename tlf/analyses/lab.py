@@ -14,8 +14,14 @@ import numpy as np
 import pandas as pd
 
 from tlf import format as F
-from tlf.analyses.base import (Result, TableLayout, count_subjects, denominators, layout_rows,
-                               records_of)
+from tlf.analyses.base import (
+    Result,
+    TableLayout,
+    count_subjects,
+    denominators,
+    layout_rows,
+    records_of,
+)
 from tlf.ard import finish_ard, finish_members
 
 DIRECTIONS = {"L": ("ATOXDSCL", "ATOXGRLN", "BTOXGRLN"), "H": ("ATOXDSCH", "ATOXGRHN", "BTOXGRHN")}
