@@ -17,6 +17,10 @@ import rtflite as rtf
 
 FONT_SIZE = 10
 ROWS_PER_PAGE = 24
+# rtflite's layout costs grow with the square of a table's rows (it re-validates the whole
+# frame per cell), so long tables are laid out in page-sized parts and joined with
+# rtflite.assemble_rtf: linear in rows, the same pages.
+CHUNK_ROWS = 4 * ROWS_PER_PAGE
 _SIZE = [FONT_SIZE]
 
 
@@ -52,6 +56,20 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
                  footnotes: list[str], source: list[str], page_by: str | None = None,
                  widths: list[float] | None = None) -> Path:
     """`body` (pandas, all text) as an RTF table at `path`."""
+    if len(body) > CHUNK_ROWS:
+        parts = []
+        starts = range(0, len(body), CHUNK_ROWS)
+        for k, start in enumerate(starts):
+            part = path.with_name(f".{path.stem}.part{k:05d}.rtf")
+            render_table(body.iloc[start:start + CHUNK_ROWS], headers, part,
+                         title_lines=title_lines, footnotes=footnotes, source=source,
+                         page_by=page_by, widths=widths)
+            parts.append(part)
+        with contextlib.redirect_stdout(io.StringIO()):
+            rtf.assemble_rtf([str(p) for p in parts], str(path))
+        for part in parts:
+            part.unlink()
+        return path
     cols = [c for c in body.columns if c != page_by]
     frame = body[[page_by, *cols] if page_by else cols].astype(str)
     frame = frame.map(_text)
