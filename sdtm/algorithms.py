@@ -357,10 +357,12 @@ def _discover() -> None:
     """Algorithms from `sdtm/alg_*.py` modules (each exports EXTRA = {name: Algorithm()})."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import sdtm
-
-    for mod in sorted(m.name for m in pkgutil.iter_modules(sdtm.__path__) if m.name.startswith("alg_")):
+    # this file's own folder, not sdtm.__path__: under pytest a tests/sdtm folder on sys.path
+    # can shadow the package's path and hide the modules
+    here = [str(Path(__file__).resolve().parent)]
+    for mod in sorted(m.name for m in pkgutil.iter_modules(here) if m.name.startswith("alg_")):
         extra = importlib.import_module(f"sdtm.{mod}").EXTRA
         clash = set(extra) & set(ALGORITHMS)
         if clash:
