@@ -13,7 +13,7 @@ An analysis returns its ARD together with its *members*: the ADaM records behind
 member's ROLE says which statistics of its cell counted it:
 
 - ``num``: counted in ``n`` / ``events`` (and so in ``pct``, ``lcl``, ``ucl``);
-- ``cens``: counted in ``censored``;
+- ``cens``: counted in ``censored`` (and in a time-to-event cell's ``n``, subjects analysed);
 - ``den``: in the denominator ``N`` only.
 
 Every other statistic (mean, km_median, km_rate, ...) is computed from all members of its
@@ -55,7 +55,7 @@ STATS = ("n", "N", "pct", "lcl", "ucl", "mean", "sd", "cv", "geomean", "geocv", 
          "q3", "min", "max", "events", "censored", "km_median", "km_median_lcl", "km_median_ucl",
          "km_rate", "km_rate_lcl", "km_rate_ucl")
 # which members each statistic counted (see the module docstring); others: the whole cell
-STAT_ROLES = {"n": ("num",), "events": ("num",), "pct": ("num",), "lcl": ("num",),
+STAT_ROLES = {"n": ("num", "cens"), "events": ("num",), "pct": ("num",), "lcl": ("num",),
               "ucl": ("num",), "censored": ("cens",), "N": ("den",)}
 MEMBER_COLUMNS = [*CELL_KEYS, "ROLE", "USUBJID", "DATASET", "RECSEQ"]
 ROLES = ("num", "cens", "den")
