@@ -15,8 +15,14 @@ from matplotlib import transforms
 from matplotlib.figure import Figure
 
 from tlf import format as F
-from tlf.analyses.base import (ALL, LANDMARK_MONTHS, Result, _grouped, denominators,
-                               in_level_order, km_table)
+from tlf.analyses.base import (
+    LANDMARK_MONTHS,
+    Result,
+    _grouped,
+    denominators,
+    in_level_order,
+    km_table,
+)
 from tlf.analyses.tte import METHOD as KM_METHOD
 from tlf.analyses.tte import groups_of, tte_records
 from tlf.ard import CELL_KEYS, finish_ard, finish_members

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from clinpipe.errors import ConfigError
-from tlf.analyses.base import (Groups, Result, count_subjects, denominators, layout_rows,
-                               records_of)
+from tlf.analyses.base import Groups, Result, count_subjects, denominators, layout_rows, records_of
 from tlf.context import TlfInputError
 
 METHOD = "Exact (Clopper-Pearson) 95% confidence interval."

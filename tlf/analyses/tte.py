@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tlf.analyses.base import (LANDMARK_MONTHS, Groups, Result, denominators, km_table,
-                               layout_rows, records_of, subject_groups)
+from tlf.analyses.base import (
+    LANDMARK_MONTHS,
+    Groups,
+    Result,
+    denominators,
+    km_table,
+    layout_rows,
+    records_of,
+    subject_groups,
+)
 from tlf.context import TlfInputError
 
 METHOD = ("Kaplan-Meier; 95% CI of the median by Brookmeyer-Crowley on the log-log scale; "
