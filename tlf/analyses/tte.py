@@ -79,4 +79,7 @@ def km_summary(ctx, spec) -> Result:
         for m in landmarks:
             rows.append((f"  {m}-month rate, % (95% CI)", {**k, "TIMEPT": str(m)},
                          "{km_rate} ({km_rate_lcl}, {km_rate_ucl})"))
-    return Result(ard, members, layout_rows(ard, groups, rows), method=METHOD)
+    table = layout_rows(ard, groups, rows)
+    # "12.5 (0.7, 42.3)" must fit one line in a column of five dose levels plus total
+    table.widths = [2.0] + [1.0] * len(groups.levels)
+    return Result(ard, members, table, method=METHOD)
