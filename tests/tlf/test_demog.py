@@ -70,8 +70,8 @@ def test_level_order_literal():
 def test_bad_params_are_clear_errors(sample_tlf):
     s = sample_tlf["RS001"]
     ctx = TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
-    base = dict(id="t-99", type="table", title="x", population="SAFFL", datasets=["ADSL"],
-                analysis="demog.summary", by="TRT01A", total=True)
+    base = {"id": "t-99", "type": "table", "title": "x", "population": "SAFFL",
+            "datasets": ["ADSL"], "analysis": "demog.summary", "by": "TRT01A", "total": True}
     with pytest.raises(TlfInputError, match="NOSUCH"):
         demog.summary(ctx, OutputSpec(**base, params={"categorical": [{"var": "NOSUCH"}]}))
     with pytest.raises(TlfInputError, match="not numeric"):

@@ -13,8 +13,16 @@ import re
 import numpy as np
 import pandas as pd
 
-from tlf.analyses.base import (ALL, Result, TableLayout, count_subjects, denominators,
-                               layout_rows, records_of, summarise)
+from tlf.analyses.base import (
+    ALL,
+    Result,
+    TableLayout,
+    count_subjects,
+    denominators,
+    layout_rows,
+    records_of,
+    summarise,
+)
 from tlf.analyses.demog import groups_of
 from tlf.context import TlfInputError
 

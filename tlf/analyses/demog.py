@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tlf.analyses.base import (Result, count_subjects, denominators, layout_rows, records_of,
-                               subject_groups, summarise)
+from tlf.analyses.base import (
+    Result,
+    count_subjects,
+    denominators,
+    layout_rows,
+    records_of,
+    subject_groups,
+    summarise,
+)
 from tlf.context import TlfInputError
 
 MISSING = "Missing"

@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tlf.analyses.base import (ALL, Result, count_subjects, denominators, layout_rows, records_of,
-                               subject_groups)
+from tlf.analyses.base import (
+    ALL,
+    Result,
+    count_subjects,
+    denominators,
+    layout_rows,
+    records_of,
+    subject_groups,
+)
 from tlf.analyses.demog import _need, categorical, groups_of, level_order
 from tlf.ard import finish_ard, finish_members
 from tlf.context import TlfInputError
