@@ -93,7 +93,9 @@ def _figure(code, labels, ylabels, groups, fits, ard, ticks) -> Figure:
     n_lv = len(groups.levels)
     # fixed margins in figure fractions: group names of the at-risk block on the left, the
     # legend (with n, events and median) on the right; the block grows with the groups
-    left, width, row = 0.22, 0.48, 0.042
+    longest = max((len(lv) for lv in groups.levels), default=0)
+    left = min(0.32, 0.06 + 0.0072 * longest)      # room for the longest at-risk group name
+    width, row = 0.70 - left, 0.042
     risk_h = row * (n_lv + 1)
     bottom = 0.02 + risk_h + 0.11
     ax = fig.add_axes((left, bottom, width, 0.97 - bottom))
