@@ -93,7 +93,7 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
 
 
 def render_figure(pngs: list[Path], path: Path, *, title_lines: list[str], footnotes: list[str],
-                  source: list[str], width: float = 8.0, height: float = 4.6) -> Path:
+                  source: list[str], width: float = 6.1, height: float = 3.5) -> Path:
     """The PNG figures, one per page, each under the title block with the footnotes."""
     doc = rtf.RTFDocument(
         rtf_figure=rtf.RTFFigure(figures=[str(p) for p in pngs], fig_width=width,
