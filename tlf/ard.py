@@ -90,7 +90,7 @@ def ard_rows(**columns) -> pd.DataFrame:
 
 def finish_ard(ard: pd.DataFrame) -> pd.DataFrame:
     """Column order, types and '' for missing text: the frame as the contract says."""
-    out = pd.DataFrame({c: ard[c] if c in ard else ("" if c != "STATVAL" else np.nan)
+    out = pd.DataFrame({c: ard.get(c, "" if c != "STATVAL" else np.nan)
                         for c in ARD_COLUMNS}, index=ard.index)
     for col in ARD_COLUMNS:
         if col == "STATVAL":
@@ -101,7 +101,7 @@ def finish_ard(ard: pd.DataFrame) -> pd.DataFrame:
 
 
 def finish_members(members: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({c: members[c] if c in members else ("" if c != "RECSEQ" else np.nan)
+    out = pd.DataFrame({c: members.get(c, "" if c != "RECSEQ" else np.nan)
                         for c in MEMBER_COLUMNS}, index=members.index)
     for col in MEMBER_COLUMNS:
         if col == "RECSEQ":

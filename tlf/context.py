@@ -31,7 +31,7 @@ class TlfContext:
     _cache: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, study: str, adam_dir: Path, catalog: Catalog) -> "TlfContext":
+    def open(cls, study: str, adam_dir: Path, catalog: Catalog) -> TlfContext:
         manifest = adam_dir / "manifest.json"
         if not manifest.is_file():
             raise TlfInputError("no ADaM build here (manifest.json missing)", file=adam_dir,
@@ -66,6 +66,24 @@ class TlfContext:
                                          "the catalogue params")
             return df[columns]
         return df
+
+    def sdtm(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """SDTM dataset `name` (e.g. "TR") of the build the ADaM came from, for outputs whose
+        data no ADaM dataset holds; members from it trace as DATASET = the domain."""
+        key = f"SDTM:{name}"
+        path = (self.sdtm_dir / f"{name.lower()}.parquet") if self.sdtm_dir else None
+        if key not in self._cache:
+            if path is None or not path.is_file():
+                raise TlfInputError(f"SDTM {name} is not available", file=path or self.adam_dir,
+                                    hint="the ADaM manifest's sdtm_folder must hold the SDTM "
+                                         "build the ADaM came from")
+            self._cache[key] = pd.read_parquet(path)
+        df = self._cache[key]
+        missing = [c for c in columns or [] if c not in df]
+        if missing:
+            raise TlfInputError(f"SDTM {name} has no variable(s) {missing}", file=path,
+                                hint="the output's analysis needs them")
+        return df[columns] if columns else df
 
     @property
     def adsl(self) -> pd.DataFrame:

@@ -6,7 +6,8 @@ the SDTM build's trace (`sdtm/trace.parquet`) -> raw form and RECORDID.
     OUTID ARDROW STAT USUBJID ADDSN ADSEQ SRCDOM SRCSEQ FORM RECORDID
 
 ADDSN/ADSEQ: the ADaM dataset and its record (ASEQ, or AESEQ in ADAE; empty for ADSL, one
-record per subject); SRCDOM/SRCSEQ: the SDTM record it was derived from (DM for ADSL; an
+record per subject), or an SDTM domain and --SEQ where an output counts SDTM records that no
+ADaM dataset holds (GLOCART cell collections from PR, SPD from TR); SRCDOM/SRCSEQ: the SDTM record it was derived from (DM for ADSL; an
 ADaM source such as ADRS is followed one step further); FORM/RECORDID: the raw record.
 Derived records with no single source (a best overall response from several visits keeps
 the visit that decided it) show what their SRCDOM/SRCSEQ say; empty where the ADaM record
@@ -45,8 +46,11 @@ def resolve_lineage(ctx, lineage: pd.DataFrame, trace: pd.DataFrame | None) -> p
     for name, chunk in lin.groupby("ADDSN", sort=True):
         if name == "ADSL":
             parts.append(chunk.assign(SRCDOM="DM", SRCSEQ=np.nan))
-            continue
-        parts.append(chunk.merge(_sources(ctx, name), on=["USUBJID", "ADSEQ"], how="left"))
+        elif not name.startswith("AD"):
+            # an SDTM record counted directly (no ADaM dataset holds it yet): its own source
+            parts.append(chunk.assign(SRCDOM=name, SRCSEQ=chunk["ADSEQ"]))
+        else:
+            parts.append(chunk.merge(_sources(ctx, name), on=["USUBJID", "ADSEQ"], how="left"))
     lin = pd.concat(parts, ignore_index=True) if parts else lin.assign(SRCDOM="", SRCSEQ=np.nan)
     lin["SRCDOM"] = lin["SRCDOM"].fillna("")
     # an ADaM source (e.g. ADTTE from ADRS): one more step to its SDTM record

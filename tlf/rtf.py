@@ -74,11 +74,11 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
     frame = body[[page_by, *cols] if page_by else cols].astype(str)
     frame = frame.map(_text)
     ncol = len(cols)
-    rel = widths or [3.0] + [1.0] * (ncol - 1) if ncol > 1 else [1.0]
+    rel = widths or ([3.0] + [1.0] * (ncol - 1) if ncol > 1 else [1.0])
     just = ["l"] + ["c"] * (ncol - 1)
-    body_args = dict(col_rel_width=([1.0] + rel) if page_by else rel, text_font_size=_SIZE,
-                     text_justification=[(["l"] + just) if page_by else just],
-                     text_convert=[[False] * (ncol + (1 if page_by else 0))])
+    body_args = {"col_rel_width": ([1.0] + rel) if page_by else rel, "text_font_size": _SIZE,
+                     "text_justification": [(["l"] + just) if page_by else just],
+                     "text_convert": [[False] * (ncol + (1 if page_by else 0))]}
     if page_by:
         body_args.update(page_by=[page_by], pageby_row="first_row")
     doc = rtf.RTFDocument(

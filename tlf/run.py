@@ -24,20 +24,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from clinpipe.errors import ConfigError  # noqa: E402
-from clinpipe.outputs import staged_layer  # noqa: E402
-from clinpipe.paths import study_out  # noqa: E402
-from edc.export import generator_version  # noqa: E402
-from tlf.analyses.base import Result  # noqa: E402
-from tlf.ard import ard_lineage, check_ard, write_ard  # noqa: E402
-from tlf.catalog import Catalog, OutputSpec, catalog_dir, load_catalog  # noqa: E402
-from tlf.context import TlfContext  # noqa: E402
-from tlf.index import write_index, write_trace_pages  # noqa: E402
-from tlf.lineage import read_trace, resolve_lineage  # noqa: E402
-from tlf.rtf import render_figure, render_table  # noqa: E402
+from clinpipe.errors import ConfigError
+from clinpipe.outputs import staged_layer
+from clinpipe.paths import study_out
+from edc.export import generator_version
+from tlf.analyses.base import Result
+from tlf.ard import ard_lineage, check_ard, write_ard
+from tlf.catalog import Catalog, OutputSpec, catalog_dir, load_catalog
+from tlf.context import TlfContext
+from tlf.index import write_index, write_trace_pages
+from tlf.lineage import read_trace, resolve_lineage
+from tlf.rtf import render_figure, render_table
 
 PNG_DPI = 150
 
@@ -74,9 +74,9 @@ def _lines(ctx: TlfContext, spec: OutputSpec, result: Result, rid: str) -> tuple
         foot.append(f"Method: {result.method}")
     foot.append(f"Data cut-off: {ctx.cutoff}.")
     module = spec.analysis.rpartition(".")[0]
-    source = [f"Source: {', '.join(spec.datasets)}. Program: tlf/analyses/{module}.py "
+    source = [(f"Source: {', '.join(spec.datasets)}. Program: tlf/analyses/{module}.py "
               f"({spec.analysis}); catalogue mappings/{ctx.study}/tlf/{spec.source}. "
-              f"Run {rid}."]
+              f"Run {rid}.")]
     return title, foot, source
 
 

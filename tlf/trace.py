@@ -63,8 +63,8 @@ def trace_number(study: str, outid: str, ardrow: int, out_root=None, with_raw: b
     row, lin = lineage_of(study, outid, ardrow, out_root)
     cell = ", ".join(f"{k}={row[k]}" for k in ("GRP1LVL", "GRP2LVL", "PARAMCD", "VARLVL",
                                                   "TIMEPT") if row[k])
-    lines = [f"{study} {outid} ARD row {ardrow}: {row['STAT']} = {row['STATC']}"
-             f" ({cell or 'whole population'})",
+    lines = [(f"{study} {outid} ARD row {ardrow}: {row['STAT']} = {row['STATC']}"
+             f" ({cell or 'whole population'})"),
              f"{lin['USUBJID'].nunique()} subject(s), {len(lin)} ADaM record(s):"]
     if len(lin):
         shown = lin.assign(ADSEQ=_int_text(lin["ADSEQ"]), SRCSEQ=_int_text(lin["SRCSEQ"]))

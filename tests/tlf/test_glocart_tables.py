@@ -12,6 +12,7 @@ from clinpipe.errors import ClinpipeError
 from tlf.analyses import collection, consolidation
 from tlf.analyses.base import ALL, subject_groups
 from tlf.catalog import OutputSpec, load_catalog
+from tlf.context import TlfContext
 
 
 def _value(ard, stat, **keys):
@@ -141,6 +142,8 @@ def test_day28_cross_tab_sums_to_n(glo):
 # -- literal frames --------------------------------------------------------------------------
 
 class _Ctx(SimpleNamespace):
+    sdtm = TlfContext.sdtm      # the real SDTM reader over sdtm_dir
+
     def groups(self, spec):
         return subject_groups(self.adsl, spec.population, spec.by, spec.total, spec.where)
 
@@ -211,7 +214,7 @@ def test_collection_unit_mismatch_is_a_clear_error(tmp_path):
                               "target": 3.0}]}
     with pytest.raises(ClinpipeError, match="10\\^6/kg"):
         collection.yields(ctx, _spec(params=params))
-    ctx.sdtm_dir = None
+    ctx.sdtm_dir, ctx._cache = None, {}
     with pytest.raises(ClinpipeError, match="SDTM PR"):
         collection.yields(ctx, _spec(params=params))
 

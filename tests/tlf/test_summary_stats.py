@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from tlf.analyses.base import ALL, GEO_STATS, SUMMARY_STATS, _sas_quantile, subject_groups, summarise
+from tlf.analyses.base import (
+    ALL,
+    GEO_STATS,
+    SUMMARY_STATS,
+    _sas_quantile,
+    subject_groups,
+    summarise,
+)
 
 EVERY_STAT = tuple(dict.fromkeys(SUMMARY_STATS + GEO_STATS))
 

@@ -23,7 +23,6 @@ from tlf.analyses.base import (
     records_of,
     summarise,
 )
-from tlf.analyses.demog import groups_of
 from tlf.context import TlfInputError
 
 # defaults when the catalogue does not say; a sponsor's SAP may differ, hence params
@@ -94,7 +93,7 @@ def overview(ctx, spec) -> Result:
                 ("AESI", "AE of special interest", rec["AESIFL"] == "Y")]
     slim = rec[["USUBJID", "DATASET", "RECSEQ"]]
     parts = [slim[np.asarray(mask, bool)].assign(PARAMCD=code) for code, _, mask in rows_def]
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     a, m = count_subjects(pd.concat(parts, ignore_index=True), groups, spec.id)
     ard, members = _with_n([a], [m], groups, ctx, spec)
     rows = [("Subjects with at least one:", {}, "")]
@@ -143,7 +142,7 @@ def hierarchy(ctx, spec, rec: pd.DataFrame, level1: str, level2: str, any_code: 
     """Subjects with an event: overall, per `level1` (PARAMCD) and per `level2` within it
     (VARLVL), sorted by descending count in the total column; with params.grades, columns by
     worst-grade band as well."""
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     rec = rec[rec["USUBJID"].isin(groups.frame["USUBJID"])]
     l1 = rec[level1].fillna("").astype(str).replace("", "Uncoded")
     l2 = rec[level2].fillna("").astype(str).replace("", "Uncoded")
@@ -239,7 +238,7 @@ def astct(ctx, spec) -> Result:
     ref = day0_of(spec)
     rec = teae(ctx, spec, ["AESICAT", "ATOXSCL", "ATOXGRN", "ADURN"])
     rec = rec[rec["AESICAT"].isin(cats) & (rec["ATOXSCL"] == scale)]
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     rec = rec[rec["USUBJID"].isin(groups.frame["USUBJID"])]
     rec = rec.assign(PARAMCD=rec["AESICAT"], ONSET=rec["DAY"])
 

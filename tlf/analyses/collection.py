@@ -8,8 +8,6 @@ yield, has not met the target.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from clinpipe.errors import ConfigError
@@ -99,24 +97,13 @@ def yields(ctx, spec) -> Result:
 
 
 def _sdtm_pr(ctx, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """PR and its SUPPPR yields (numeric VALUE per USUBJID, PRSEQ); PR registered with the
-    context so lineage follows DATASET PR to the SDTM record and the raw form."""
-    folder = Path(ctx.sdtm_dir) if ctx.sdtm_dir else None
-    paths = {n: folder / f"{n}.parquet" for n in ("pr", "supppr")} if folder else {}
-    missing = [n for n, p in paths.items() if not p.is_file()] if folder else ["pr", "supppr"]
-    if missing:
-        raise TlfInputError(f"output {spec.id} reads SDTM {', '.join(m.upper() for m in missing)} "
-                            "(no ADaM dataset has the cell collections) but it is not there",
-                            file=folder or ctx.adam_dir,
-                            hint="the ADaM manifest's sdtm_folder must hold the SDTM build")
-    pr = pd.read_parquet(paths["pr"], columns=["USUBJID", "PRSEQ", "PRTRT"])
-    supp = pd.read_parquet(paths["supppr"],
-                           columns=["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL"])
+    """PR and its SUPPPR yields (numeric VALUE per USUBJID, PRSEQ): no ADaM dataset holds the
+    cell collections, so they are read from the SDTM (members trace as DATASET PR)."""
+    pr = ctx.sdtm("PR", ["USUBJID", "PRSEQ", "PRTRT"])
+    supp = ctx.sdtm("SUPPPR", ["USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL"])
     supp = supp[supp["IDVAR"] == "PRSEQ"]
     supp = supp.assign(PRSEQ=pd.to_numeric(supp["IDVARVAL"], errors="coerce"),
                        VALUE=pd.to_numeric(supp["QVAL"], errors="coerce"))
     pr = pr.assign(PRSEQ=pr["PRSEQ"].astype(float))
-    ctx._cache.setdefault("PR", pd.DataFrame({
-        "USUBJID": pr["USUBJID"], "ASEQ": pr["PRSEQ"], "SRCDOM": "PR", "SRCSEQ": pr["PRSEQ"]}))
     return pr, supp
 

@@ -11,7 +11,6 @@ from tlf.analyses.base import (
     denominators,
     layout_rows,
     records_of,
-    subject_groups,
     summarise,
 )
 from tlf.context import TlfInputError
@@ -37,20 +36,6 @@ def _need(ctx, spec, names: list[str], dataset: str = "ADSL") -> pd.DataFrame:
                             file=ctx.adam_dir / f"{dataset.lower()}.parquet",
                             hint="fix the catalogue params or rebuild ADaM")
     return df
-
-
-def groups_of(ctx, spec):
-    """ctx.groups(spec); a `by` variable without a numeric twin gets an alphabetical one, as
-    base.subject_groups selects [by, by] for it (a duplicate column; reported for base.py)."""
-    adsl = ctx.adsl
-    if not spec.by or f"{spec.by}N" in adsl or spec.by not in adsl:
-        return ctx.groups(spec)
-    values = adsl[spec.by].fillna("").astype(str)
-    twin = {v: i for i, v in enumerate(sorted(values.unique()))}
-    if spec.population not in adsl:
-        return ctx.groups(spec)
-    return subject_groups(adsl.assign(**{f"{spec.by}N": values.map(twin)}), spec.population,
-                          spec.by, spec.total, spec.where)
 
 
 def level_order(adsl: pd.DataFrame, var: str, levels: list[str] | None = None) -> list[str]:
@@ -81,7 +66,7 @@ def summary(ctx, spec) -> Result:
     categorical [{var, label, levels (optional display order)}]."""
     numeric, cats = _items(spec, "numeric"), _items(spec, "categorical")
     adsl = _need(ctx, spec, ["USUBJID", *(i["var"] for i in numeric + cats)])
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     ards, members = [], []
     a, m = denominators(groups, adsl, spec.id)
     ards.append(a), members.append(m)

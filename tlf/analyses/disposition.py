@@ -15,7 +15,7 @@ from tlf.analyses.base import (
     records_of,
     subject_groups,
 )
-from tlf.analyses.demog import _need, categorical, groups_of, level_order
+from tlf.analyses.demog import _need, categorical, level_order
 from tlf.ard import finish_ard, finish_members
 from tlf.context import TlfInputError
 
@@ -53,7 +53,7 @@ def summary(ctx, spec) -> Result:
     screening = bool(p.get("screening", True))
     adsl = _need(ctx, spec, ["USUBJID", status, reason, *(f["var"] for f in flags),
                              *([enrolled] if screening else [])])
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     pop = adsl[adsl["USUBJID"].isin(groups.frame["USUBJID"])]
     ards, members = [], []
     a, m = denominators(groups, adsl, spec.id)

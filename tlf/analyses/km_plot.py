@@ -24,7 +24,7 @@ from tlf.analyses.base import (
     km_table,
 )
 from tlf.analyses.tte import METHOD as KM_METHOD
-from tlf.analyses.tte import groups_of, tte_records
+from tlf.analyses.tte import tte_records
 from tlf.ard import CELL_KEYS, finish_ard, finish_members
 
 METHOD = (KM_METHOD + " Censored observations marked |. Numbers at risk: subjects with "
@@ -74,7 +74,7 @@ def km_curves(ctx, spec) -> Result:
     codes = list(p["paramcd"])
     step = float(p.get("tick_months", 3))
     landmarks = tuple(p.get("landmarks", LANDMARK_MONTHS))
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     records, labels = tte_records(ctx, spec)
     ard, members, fits = km_table(records, groups, spec.id, landmarks=landmarks)
     n_ard, n_members = denominators(groups, ctx.adsl, spec.id)

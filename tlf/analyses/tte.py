@@ -6,31 +6,17 @@ import pandas as pd
 
 from tlf.analyses.base import (
     LANDMARK_MONTHS,
-    Groups,
     Result,
     denominators,
     km_table,
     layout_rows,
     records_of,
-    subject_groups,
 )
 from tlf.context import TlfInputError
 
 METHOD = ("Kaplan-Meier; 95% CI of the median by Brookmeyer-Crowley on the log-log scale; "
           "landmark rates with log-log 95% CI (Greenwood). Times in months (days / 30.4375).")
 ADTTE_COLUMNS = ["USUBJID", "ASEQ", "PARAMCD", "PARAM", "AVAL", "CNSR"]
-
-
-def groups_of(ctx, spec) -> Groups:
-    """`ctx.groups(spec)`, also for a `by` without a numeric twin (e.g. DISEASCD): then
-    base.subject_groups sorts on [by, by] and pandas refuses the duplicate label, so the
-    levels get a twin equal to themselves (alphabetical order)."""
-    by = spec.by
-    if not by or by not in ctx.adsl or f"{by}N" in ctx.adsl:
-        return ctx.groups(spec)
-    ctx.groups(spec.model_copy(update={"by": ""}))     # the population/where checks
-    adsl = ctx.adsl.assign(**{f"{by}N": ctx.adsl[by]})
-    return subject_groups(adsl, spec.population, by, spec.total, spec.where)
 
 
 def tte_records(ctx, spec) -> tuple[pd.DataFrame, dict]:
@@ -62,7 +48,7 @@ def km_summary(ctx, spec) -> Result:
     labels (PARAMCD -> heading, e.g. naming the endpoint's population), responders."""
     codes = list(spec.params["paramcd"])
     landmarks = tuple(spec.params.get("landmarks", LANDMARK_MONTHS))
-    groups = groups_of(ctx, spec)
+    groups = ctx.groups(spec)
     records, labels = tte_records(ctx, spec)
     ard, members, _ = km_table(records, groups, spec.id, landmarks=landmarks)
     n_ard, n_members = denominators(groups, ctx.adsl, spec.id)

@@ -8,15 +8,12 @@ later records of the same test. The lineage of these numbers stops at the subjec
 the BOR record (ADRS): the lineage resolver follows ADaM datasets only."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from tlf.analyses.base import ALL, Result, count_subjects, denominators, records_of, summarise
-from tlf.context import TlfInputError
 
 # the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
 FIGSIZE = (10.0, 5.75)
@@ -25,18 +22,8 @@ _TR_COLS = ["USUBJID", "TRSEQ", "TRTESTCD", "TRSTRESN", "TRLOBXFL", "TRDY", "TRE
 
 
 def read_tr(ctx, spec) -> pd.DataFrame:
-    folder = ctx.sdtm_dir
-    path = Path(folder) / "tr.parquet" if folder else None
-    if path is None or not path.is_file():
-        raise TlfInputError(f"output {spec.id}: SDTM TR (the SPD source) is not available",
-                            file=path or ctx.adam_dir,
-                            hint="the ADaM manifest names the SDTM folder; build SDTM first")
-    tr = pd.read_parquet(path)
-    missing = [c for c in _TR_COLS if c not in tr]
-    if missing:
-        raise TlfInputError(f"output {spec.id}: TR has no variable(s) {missing}", file=path,
-                            hint="the waterfall needs the SPD records of SDTM TR")
-    return tr[_TR_COLS]
+    """SDTM TR's SPD records: no ADaM dataset (an ADTR) holds them yet."""
+    return ctx.sdtm("TR", _TR_COLS)
 
 
 def best_change(tr: pd.DataFrame, testcd: str, evaluator: str | None = None) -> pd.DataFrame:
@@ -71,7 +58,7 @@ def waterfall(ctx, spec) -> Result:
     best = best.merge(bor[["USUBJID", "AVALC"]].rename(columns={"AVALC": "BOR"}), on="USUBJID",
                       how="left")
     best["BOR"] = best["BOR"].fillna("NE").replace("", "NE")
-    plotted = records_of(best, "ADSL", seq=None).assign(PARAMCD="BESTPCHG")
+    plotted = records_of(best, "TR", seq="TRSEQ").assign(PARAMCD="BESTPCHG")
     ard_s, mem_s = summarise(plotted, "PCHG", groups, spec.id,
                              stats=("n", "median", "min", "max"), unit="%", digits=1)
     bor_rec = records_of(bor[bor["USUBJID"].isin(best["USUBJID"])], "ADRS")
