@@ -42,16 +42,21 @@ def _sources(ctx, name: str) -> pd.DataFrame:
 def resolve_lineage(ctx, lineage: pd.DataFrame, trace: pd.DataFrame | None) -> pd.DataFrame:
     """Add SRCDOM/SRCSEQ and FORM/RECORDID to (OUTID, ARDROW, STAT, USUBJID, DATASET, RECSEQ)."""
     lin = lineage.rename(columns={"DATASET": "ADDSN", "RECSEQ": "ADSEQ"})
-    parts = []
-    for name, chunk in lin.groupby("ADDSN", sort=True):
+    lin = lin.reset_index(drop=True)
+    lin["SRCDOM"], lin["SRCSEQ"] = "", np.nan
+    for name in sorted(lin["ADDSN"].unique()):
+        m = (lin["ADDSN"] == name).to_numpy()
         if name == "ADSL":
-            parts.append(chunk.assign(SRCDOM="DM", SRCSEQ=np.nan))
+            lin.loc[m, "SRCDOM"] = "DM"
         elif not name.startswith("AD"):
             # an SDTM record counted directly (no ADaM dataset holds it yet): its own source
-            parts.append(chunk.assign(SRCDOM=name, SRCSEQ=chunk["ADSEQ"]))
+            lin.loc[m, "SRCDOM"] = name
+            lin.loc[m, "SRCSEQ"] = lin.loc[m, "ADSEQ"]
         else:
-            parts.append(chunk.merge(_sources(ctx, name), on=["USUBJID", "ADSEQ"], how="left"))
-    lin = pd.concat(parts, ignore_index=True) if parts else lin.assign(SRCDOM="", SRCSEQ=np.nan)
+            src = lin.loc[m, ["USUBJID", "ADSEQ"]].merge(_sources(ctx, name),
+                                                          on=["USUBJID", "ADSEQ"], how="left")
+            lin.loc[m, "SRCDOM"] = src["SRCDOM"].fillna("").to_numpy()
+            lin.loc[m, "SRCSEQ"] = src["SRCSEQ"].astype(float).to_numpy()
     lin["SRCDOM"] = lin["SRCDOM"].fillna("")
     # an ADaM source (e.g. ADTTE from ADRS): one more step to its SDTM record
     from_adsl = lin["SRCDOM"] == "ADSL"     # a subject-level date: ADSL is built from DM

@@ -55,11 +55,12 @@ def test_ard_xpt_follows_the_contract(sample_tlf, study):
 
 @pytest.mark.parametrize("study", STUDIES)
 def test_every_counted_number_has_lineage(sample_tlf, study):
+    """Every count (n, events, N) above 0 traces to at least one record."""
     s = sample_tlf[study]
     lin = s.lineage()
     for out in load_catalog(study).outputs:
         ard = s.ard(out.id)
-        counted = ard.index[(ard["STAT"].isin(["n", "events"])) & (ard["STATVAL"] > 0)] + 1
+        counted = ard.index[(ard["STAT"].isin(["n", "events", "N"])) & (ard["STATVAL"] > 0)] + 1
         traced = set(lin.loc[lin["OUTID"] == out.id, "ARDROW"])
         missing = sorted(set(counted) - traced)
         assert not missing, f"{out.id}: ARD rows {missing[:5]} count subjects but trace to none"

@@ -137,7 +137,8 @@ def _assessed_n(w: pd.DataFrame, groups, outid: str) -> tuple[pd.DataFrame, pd.D
     cnt = cnt.reset_index(name="STATVAL")
     ard = finish_ard(cnt.assign(OUTID=outid, POP=groups.pop, STAT="N",
                                 STATC=F.fmt_int(cnt["STATVAL"]) if len(cnt) else []))
-    members = finish_members(m.assign(ROLE="den"))
+    # the N cell is the parameter's, not a baseline/worst-grade cell
+    members = finish_members(m.assign(ROLE="den", GRP2="", GRP2LVL="", VARLVL=""))
     return ard, members
 
 
