@@ -13,10 +13,11 @@ import io
 from pathlib import Path
 
 import polars as pl
+from PIL import Image
 import rtflite as rtf
 
 FONT_SIZE = 10
-ROWS_PER_PAGE = 24
+ROWS_PER_PAGE = 20
 # rtflite's layout costs grow with the square of a table's rows (it re-validates the whole
 # frame per cell), so long tables are laid out in page-sized parts and joined with
 # rtflite.assemble_rtf: linear in rows, the same pages.
@@ -31,15 +32,25 @@ def _text(value: str) -> str:
             .replace("}", "\\}").replace("\x00", "\\line"))
 
 
-def _page() -> rtf.RTFPage:
-    return rtf.RTFPage(orientation="landscape", nrow=ROWS_PER_PAGE, page_footnote="all",
-                       page_source="all", border_first="double", border_last="double")
+# inches: left, right, top, bottom, header, footer (rtflite's landscape default leaves 2 in
+# above the title; a submission page needs the room for footnotes)
+MARGINS = [1.0, 1.0, 1.25, 1.0, 0.75, 0.75]
+
+
+def _page(notes: list[str] = ()) -> rtf.RTFPage:
+    # rtflite budgets a fixed number of lines per page; long footnotes (repeated on every page)
+    # take body lines, estimated at ~110 characters per printed line
+    note_lines = sum(-(-len(n) // 110) for n in notes)
+    nrow = max(8, ROWS_PER_PAGE + 4 - note_lines)
+    return rtf.RTFPage(orientation="landscape", nrow=nrow, page_footnote="all",
+                       page_source="all", border_first="double", border_last="double",
+                       margin=MARGINS)
 
 
 def _common(title_lines: list[str], footnotes: list[str], source: list[str],
             as_table: bool = True) -> dict:
     return {
-        "rtf_page": _page(),
+        "rtf_page": _page([*footnotes, *source]),
         "rtf_page_header": rtf.RTFPageHeader(text_font_size=_SIZE),
         "rtf_title": rtf.RTFTitle(text=[_text(t) for t in title_lines], text_font_size=_SIZE,
                                   text_convert=[False]),
@@ -94,10 +105,19 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
 
 def render_figure(pngs: list[Path], path: Path, *, title_lines: list[str], footnotes: list[str],
                   source: list[str], width: float = 6.1, height: float = 3.5) -> Path:
-    """The PNG figures, one per page, each under the title block with the footnotes."""
+    """The PNG figures, one per page, each under the title block with the footnotes; each
+    scaled to fit the `width` x `height` inch box that leaves room for them on a landscape
+    page, keeping its aspect."""
+    widths, heights = [], []
+    for png in pngs:
+        with Image.open(png) as im:
+            w, h = im.size
+        scale = min(width / w, height / h)
+        widths.append(round(w * scale, 2))
+        heights.append(round(h * scale, 2))
     doc = rtf.RTFDocument(
-        rtf_figure=rtf.RTFFigure(figures=[str(p) for p in pngs], fig_width=width,
-                                 fig_height=height),
+        rtf_figure=rtf.RTFFigure(figures=[str(p) for p in pngs], fig_width=widths,
+                                 fig_height=heights),
         # rtflite draws figure footnotes as text, not as a table row under a table
         **_common(title_lines, footnotes, source, as_table=False))
     return _write(doc, path)
