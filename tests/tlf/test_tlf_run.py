@@ -145,6 +145,13 @@ def test_clinpipe_trace_bad_row_is_a_clear_error(sample_tlf):
     assert res.exit_code == 2 and "no ARD for output t-99" in res.output
 
 
+def _rtf_pages(path) -> int:
+    """Pages as the RTF lays them out: its explicit page breaks plus one."""
+    import re
+
+    return len(re.findall(r"\\page\b", path.read_text(encoding="ascii"))) + 1
+
+
 def _tool(name):
     path = shutil.which(name)
     if path is None:
@@ -157,7 +164,7 @@ def _tool(name):
 @pytest.mark.parametrize("study", STUDIES)
 def test_rtfs_open_in_libreoffice_and_render(sample_tlf, study, tmp_path):
     """Each RTF converts to PDF with LibreOffice headless; page 1 of one output of each kind is
-    rendered to PNG (kept under out/ by `make demo`'s check for people to look at)."""
+    rendered to PNG."""
     soffice, pdftoppm = _tool("soffice"), _tool("pdftoppm")
     s = sample_tlf[study]
     cat = load_catalog(study)
@@ -165,9 +172,16 @@ def test_rtfs_open_in_libreoffice_and_render(sample_tlf, study, tmp_path):
     subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo",
                     "--convert-to", "pdf", "--outdir", str(tmp_path), *rtfs],
                    check=True, capture_output=True, timeout=600)
+    pdfinfo = _tool("pdfinfo")
     for o in cat.outputs:
         pdf = tmp_path / f"{o.id}.pdf"
         assert pdf.is_file() and pdf.stat().st_size > 1000, f"{o.id}.rtf did not convert"
+        # every page as laid out fits LibreOffice's page: no spill-over page without the
+        # title block and column headers
+        info = subprocess.run([pdfinfo, str(pdf)], check=True, capture_output=True, text=True)
+        pages = int(next(ln.split()[-1] for ln in info.stdout.splitlines()
+                         if ln.startswith("Pages:")))
+        assert pages == _rtf_pages(s.tlf / f"{o.id}.rtf"), f"{o.id}: {pages} PDF pages"
     for kind in ("table", "figure", "listing"):
         first = next((o for o in cat.outputs if o.type == kind), None)
         if first is None:
