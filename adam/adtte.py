@@ -65,7 +65,8 @@ def load_params(spec: DatasetSpec, study, adsl: pd.DataFrame) -> list[TteParam]:
         params.append(TteParam(code, p["param"], p["population"], start, tuple(events),
                                tuple(censors[c] for c in p["censors"]),
                                src(p["assessments"], code) if p.get("assessments") else None,
-                               p.get("through_days"), schedule))
+                               p.get("through_days"), schedule,
+                               src(p["start_before"], code) if p.get("start_before") else None))
     codes = [p.paramcd for p in params]
     if len(set(codes)) != len(codes) or len({p.param for p in params}) != len(codes):
         raise RuleError("PARAMCD and PARAM must be one-to-one and unique", field="parameters",

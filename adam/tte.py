@@ -106,6 +106,9 @@ class TteParam:
     assessments: Source | None = None        # adequate response assessments
     through_days: int | None = None          # events and assessments up to start + this (PFS-t: 2 years)
     schedule: pd.DataFrame | None = field(default=None, compare=False)   # USUBJID, LODT, HIDT (see below)
+    # a start source's records count only before this source's first record (DOR: a CR/PR
+    # after progression is not a response, so it does not start a duration of response)
+    start_before: Source | None = None
 
     def rule(self, kind: str) -> CensorSource | None:
         return next((c for c in self.censors if c.kind == kind), None)
@@ -145,7 +148,12 @@ def _start(param: TteParam, frames, adsl: pd.DataFrame) -> pd.DataFrame:
         st = pd.DataFrame({"USUBJID": pop.USUBJID.to_numpy(), "STARTDT": pd.to_datetime(pop[param.start]).to_numpy(),
                            "S_DOM": "ADSL", "S_VAR": param.start, "S_SEQ": np.nan})
     else:
-        first = _first(param.start.frame(frames, adsl))
+        recs = param.start.frame(frames, adsl)
+        if param.start_before is not None:
+            stop = _first(param.start_before.frame(frames, adsl))[["USUBJID", "ADT"]]
+            recs = recs.merge(stop.rename(columns={"ADT": "_STOP"}), on="USUBJID", how="left")
+            recs = recs[recs._STOP.isna() | (recs.ADT < recs._STOP)].drop(columns="_STOP")
+        first = _first(recs)
         first = first[first.USUBJID.isin(pop.USUBJID)]
         st = first.rename(columns={"ADT": "STARTDT", "SRCDOM": "S_DOM", "SRCVAR": "S_VAR", "SRCSEQ": "S_SEQ"})
     return st[st.STARTDT.notna()].reset_index(drop=True)

@@ -179,6 +179,20 @@ def test_dor_starts_at_first_response():
     assert (r.STARTDT, r.ADT, r.AVAL, r.CNSR, r.SRCSEQ) == (day(90), day(270), 181, 0, 4)
 
 
+def test_dor_response_after_progression_starts_nothing():
+    """STUDIES.md: BOR counts responses up to the first progression, so a PR after a PD makes
+    no responder and no DOR record (start_before)."""
+    rs = _rs([("LATE", 28, LUG, "PD"), ("LATE", 94, LUG, "PR"), ("LATE", 180, LUG, "PD"),
+              ("R", 28, LUG, "PR"), ("R", 90, LUG, "PD"), ("R", 180, LUG, "CR")])
+    first = Source("RS", "RSDTC", "RSSTRESC.isin(['CR', 'PR'])")
+    p = TteParam("DOR", "Duration of Response (Days)", "POP == 'Y'", first, (PD, DEATH),
+                 (NEW_TX, MISSED, LAST, NONE), ADEQ, schedule=_schedule(["LATE", "R"]),
+                 start_before=Source("RS", "RSDTC", "RSSTRESC == 'PD'"))
+    out = derive_param_tte(Frames(RS=rs), _adsl(["LATE", "R"]), p).set_index("USUBJID")
+    assert list(out.index) == ["R"]
+    assert (out.loc["R", "STARTDT"], out.loc["R", "ADT"], out.loc["R", "CNSR"]) == (day(28), day(90), 0)
+
+
 def test_through_days_ignores_later_events():
     rs = _rs([("A", 28, LUG, "CR"), ("A", 365, LUG, "CR"), ("A", 800, LUG, "PD")])
     p = _pfs(["A"], through_days=744)
