@@ -89,16 +89,18 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
 
 
 def write_trace(build: SdtmBuild, folder: Path) -> Path:
-    """`trace.parquet`: which raw form record (FORM, RECORDID) each SDTM record came from, keyed
-    by DOMAIN, USUBJID and --SEQ. It travels with the SDTM it describes (same staging swap), so
-    TLF lineage (`clinpipe trace`) can follow an analysis number back to the EDC record."""
+    """`lineage/trace.parquet`: which raw form record (FORM, RECORDID) each SDTM record came
+    from, keyed by DOMAIN, USUBJID and --SEQ. It travels with the SDTM it describes (same
+    staging swap), so TLF lineage (`clinpipe trace`) can follow an analysis number back to the
+    EDC record; in a subfolder, so that nothing reading the folder's datasets takes it for one."""
     cols = ["DOMAIN", "USUBJID", "SEQ", "FORM", "RECORDID"]
     types = {"DOMAIN": str, "USUBJID": str, "SEQ": float, "FORM": str, "RECORDID": str}
     parts = [res.trace.assign(DOMAIN=name)[cols].astype(types)
              for name, res in build.results.items() if len(res.trace)]
     trace = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)).astype(types)
     trace = trace.sort_values(cols, kind="stable").reset_index(drop=True)
-    path = folder / "trace.parquet"
+    path = folder / "lineage" / "trace.parquet"
+    path.parent.mkdir(exist_ok=True)
     trace.to_parquet(path, index=False)
     return path
 

@@ -120,16 +120,30 @@ def check_ard(ard: pd.DataFrame, outid: str) -> pd.DataFrame:
         raise ValueError(f"ARD of output {outid} breaks the contract: {cases}") from None
 
 
-def ard_lineage(ard: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
-    """Per ARD row (ARDROW, 1-based), the member records it counted (see STAT_ROLES)."""
-    rows = ard[CELL_KEYS + ["STAT"]].copy()
-    rows["ARDROW"] = np.arange(1, len(rows) + 1)
+def ard_lineage(ard: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per ARD row (ARDROW, 1-based), the member records it counted (see STAT_ROLES), as
+    integer links: (`links`: ARDROW, STAT, REC) into (`records`: USUBJID, DATASET, RECSEQ,
+    one row per distinct record). Cells and records are numbered once and joined as integers:
+    a 10,000-subject output links millions of records, which as rows of strings would cost
+    gigabytes."""
+    members = members.reset_index(drop=True)
+    cells = pd.concat([ard[CELL_KEYS], members[CELL_KEYS]], ignore_index=True)
+    cid = cells.groupby(CELL_KEYS, sort=False).ngroup().to_numpy()
+    rec_keys = ["USUBJID", "DATASET", "RECSEQ"]
+    records = (members[rec_keys].drop_duplicates().sort_values(rec_keys, kind="stable")
+               .reset_index(drop=True))
+    rec = members[rec_keys].merge(records.assign(REC=np.arange(len(records))), on=rec_keys,
+                                  how="left")["REC"].to_numpy()
+    rows = pd.DataFrame({"ARDROW": np.arange(1, len(ard) + 1, dtype=np.int32),
+                         "CID": cid[:len(ard)], "STAT": ard["STAT"].to_numpy()})
     roles = pd.DataFrame([(s, r) for s in STATS for r in STAT_ROLES.get(s, ROLES)],
                          columns=["STAT", "ROLE"])
-    joined = rows.merge(roles, on="STAT").merge(members, on=[*CELL_KEYS, "ROLE"])
-    return (joined[["ARDROW", "STAT", "ROLE", "USUBJID", "DATASET", "RECSEQ"]]
-            .sort_values(["ARDROW", "USUBJID", "DATASET", "RECSEQ"], kind="stable")
-            .reset_index(drop=True))
+    mem = pd.DataFrame({"CID": cid[len(ard):], "ROLE": members["ROLE"].to_numpy(),
+                        "REC": rec.astype(np.int32)}).drop_duplicates()
+    links = rows.merge(roles, on="STAT").merge(mem, on=["CID", "ROLE"])
+    links = (links[["ARDROW", "STAT", "REC"]].drop_duplicates()
+             .sort_values(["ARDROW", "REC"], kind="stable").reset_index(drop=True))
+    return links, records
 
 
 def write_ard(ard: pd.DataFrame, outid: str, title: str, folder: Path) -> dict[str, Path]:

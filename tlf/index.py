@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from tlf.ard import CELL_KEYS
+from tlf.lineage import SHOWN as SHOWN_RECORDS  # records per ARD row on a trace page
 
-SHOWN_RECORDS = 50     # per ARD row on the html page; `clinpipe trace` prints them all
 _CSS = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;vertical-align:top}"
         "th{background:#eee}details{margin:0}code{background:#f4f4f4}")
@@ -49,32 +49,33 @@ def write_index(folder: Path, study: str, catalog, index: pd.DataFrame, cutoff: 
 
 
 def write_trace_pages(folder: Path, study: str, ards: dict[str, pd.DataFrame],
-                      lineage: pd.DataFrame) -> None:
+                      pages: dict[str, dict]) -> None:
+    """trace/<id>.html: each ARD row with its subject and record counts and the first records
+    (`pages` from tlf.lineage.LineageWriter.write)."""
     out = folder / "trace"
     out.mkdir(parents=True, exist_ok=True)
-    by_out = dict(tuple(lineage.groupby("OUTID", sort=False))) if len(lineage) else {}
     for outid, ard in ards.items():
-        lin = by_out.get(outid, lineage.iloc[:0])
-        per_row = dict(tuple(lin.groupby("ARDROW", sort=False)))
+        page = pages.get(outid, {})
+        counts = page.get("counts", pd.DataFrame(columns=["records", "subjects"]))
+        shown = page.get("shown")
+        per_row = dict(tuple(shown.groupby("ARDROW", sort=False))) if shown is not None else {}
         rows = []
         for k, r in enumerate(ard.itertuples(index=False), 1):
-            recs = per_row.get(k)
             cell = " / ".join(str(getattr(r, c)) for c in CELL_KEYS if getattr(r, c))
-            if recs is None:
-                detail = ""
-            else:
-                shown = recs.head(SHOWN_RECORDS)
+            detail = ""
+            if k in counts.index:
+                n_rec, n_subj = int(counts.loc[k, "records"]), int(counts.loc[k, "subjects"])
                 lines = "".join(
                     f"<tr><td>{html.escape(x.USUBJID)}</td><td>{x.ADDSN} {_seq(x.ADSEQ)}</td>"
                     f"<td>{x.SRCDOM} {_seq(x.SRCSEQ)}</td><td>{html.escape(x.FORM)} "
-                    f"{html.escape(x.RECORDID)}</td></tr>" for x in shown.itertuples(index=False))
-                more = (f"<p>{len(recs) - SHOWN_RECORDS} more: <code>clinpipe trace --study "
+                    f"{html.escape(x.RECORDID)}</td></tr>"
+                    for x in per_row[k].itertuples(index=False))
+                more = (f"<p>{n_rec - SHOWN_RECORDS} more: <code>clinpipe trace --study "
                         f"{study} --output {outid} --row {k}</code></p>"
-                        if len(recs) > SHOWN_RECORDS else "")
-                detail = (f"<details><summary>{recs['USUBJID'].nunique()} subject(s), "
-                          f"{len(recs)} record(s)</summary><table><tr><th>USUBJID</th>"
-                          "<th>ADaM record</th><th>SDTM record</th><th>raw form record</th></tr>"
-                          f"{lines}</table>{more}</details>")
+                        if n_rec > SHOWN_RECORDS else "")
+                detail = (f"<details><summary>{n_subj} subject(s), {n_rec} record(s)</summary>"
+                          "<table><tr><th>USUBJID</th><th>ADaM record</th><th>SDTM record</th>"
+                          f"<th>raw form record</th></tr>{lines}</table>{more}</details>")
             rows.append(f"<tr id='r{k}'><td>{k}</td><td>{html.escape(cell)}</td>"
                         f"<td>{r.STAT}</td><td>{html.escape(r.STATC)}</td><td>{html.escape(r.TIMEPT)}"
                         f"</td><td>{detail}</td></tr>")

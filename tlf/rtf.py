@@ -13,8 +13,8 @@ import io
 from pathlib import Path
 
 import polars as pl
-from PIL import Image
 import rtflite as rtf
+from PIL import Image
 
 FONT_SIZE = 10
 ROWS_PER_PAGE = 20

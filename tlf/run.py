@@ -36,7 +36,7 @@ from tlf.ard import ard_lineage, check_ard, write_ard
 from tlf.catalog import Catalog, OutputSpec, catalog_dir, load_catalog
 from tlf.context import TlfContext
 from tlf.index import write_index, write_trace_pages
-from tlf.lineage import read_trace, resolve_lineage
+from tlf.lineage import LineageWriter, read_trace
 from tlf.rtf import render_figure, render_table
 
 PNG_DPI = 150
@@ -94,15 +94,15 @@ def run_tlf(study: str, adam_dir: Path | None = None, out_root=None, only: list[
     ctx = TlfContext.open(study, adam_dir, catalog)
     rid = run_id(ctx, catalog)
     specs = [o for o in catalog.outputs if not only or o.id in only]
-    index_rows, lineages, ards = [], [], {}
+    index_rows, ards, lineage = [], {}, LineageWriter()
     with staged_layer(study, "tlf", out_root) as folder:
         for i, spec in enumerate(specs, 1):
             t1 = time.perf_counter()
             result = build_output(ctx, spec)
             files = _write_output(ctx, spec, result, folder, rid)
             ards[spec.id] = result.ard
-            lin = ard_lineage(result.ard, result.members)
-            lineages.append(lin.assign(OUTID=spec.id))
+            lineage.add(spec.id, *ard_lineage(result.ard, result.members))
+            result.members = None      # the links keep what lineage needs
             index_rows.append({"OUTID": spec.id, "TYPE": spec.type, "GROUP": spec.group,
                                "TITLE": spec.title, "POPULATION": ctx.population_label(spec),
                                "ENDPOINTS": "; ".join(spec.endpoints),
@@ -110,17 +110,14 @@ def run_tlf(study: str, adam_dir: Path | None = None, out_root=None, only: list[
                                "FILES": "; ".join(files)})
             progress(f"  {study}: [{i}/{len(specs)}] {spec.id} {spec.title} "
                      f"({len(result.ard)} ARD rows, {time.perf_counter() - t1:.1f} s)")
-        lineage = pd.concat(lineages, ignore_index=True) if lineages else pd.DataFrame(
-            columns=["OUTID", "ARDROW", "STAT", "USUBJID", "DATASET", "RECSEQ"])
-        lineage = resolve_lineage(ctx, lineage, read_trace(ctx.sdtm_dir))
-        lineage.to_parquet(folder / "lineage.parquet", index=False)
+        rows, pages = lineage.write(ctx, read_trace(ctx.sdtm_dir), folder / "lineage.parquet")
         index = pd.DataFrame(index_rows)
         write_index(folder, study, catalog, index, ctx.cutoff, rid)
-        write_trace_pages(folder, study, ards, lineage)
+        write_trace_pages(folder, study, ards, pages)
     final = study_out(study, "tlf", out_root)
     progress(f"  {study}: wrote {len(specs)} TLF outputs to {final} "
              f"({time.perf_counter() - t0:.1f} s)")
-    return TlfRun(study, final, index, len(lineage))
+    return TlfRun(study, final, index, rows)
 
 
 def _write_output(ctx: TlfContext, spec: OutputSpec, result: Result, folder: Path,

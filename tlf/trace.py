@@ -49,7 +49,7 @@ def raw_records(study: str, lin: pd.DataFrame, out_root=None) -> pd.DataFrame | 
     raw = read_transfer(Path(transfer), study=study)
     wanted = lin.loc[lin["FORM"] != "", ["FORM", "RECORDID"]].drop_duplicates()
     parts = []
-    for form, ids in wanted.groupby("FORM")["RECORDID"]:
+    for form, ids in wanted.groupby("FORM", observed=True)["RECORDID"]:
         frame = raw.frames.get(form)
         if frame is None:
             continue

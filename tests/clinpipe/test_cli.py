@@ -53,13 +53,15 @@ def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
     assert ok.exit_code == 0, ok.output
     before = (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes()
     dm_before = (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes()
+    index_before = (tmp_path / "RS001" / "tlf" / "index.csv").read_bytes()
     monkeypatch.setenv("CLINPIPE_RAW", str(tmp_path / "no-such-raw"))
     res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
     assert res.exit_code == 1
     assert "no transfer folder found" in res.output
     assert (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes() == before
     assert (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes() == dm_before
-    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["adam", "reports", "sdtm"]
+    assert (tmp_path / "RS001" / "tlf" / "index.csv").read_bytes() == index_before
+    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["adam", "reports", "sdtm", "tlf"]
 
 
 def test_read_missing_folder_is_one_clear_line(tmp_path):
