@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from clinpipe.config import load_study
 from clinpipe.errors import ClinpipeError
@@ -29,6 +30,8 @@ class TlfContext:
     manifest_sha256: str = ""
     config: object = None
     _cache: dict = field(default_factory=dict)
+    _full: set = field(default_factory=set)         # datasets read with every column
+    _names: dict = field(default_factory=dict)      # dataset -> its parquet's columns
 
     @classmethod
     def open(cls, study: str, adam_dir: Path, catalog: Catalog) -> TlfContext:
@@ -49,23 +52,36 @@ class TlfContext:
         return (self.adam_dir / f"{name.lower()}.parquet").is_file()
 
     def dataset(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """ADaM dataset `name` (e.g. "ADAE"); `columns` must exist or the error names them."""
-        if name not in self._cache:
-            path = self.adam_dir / f"{name.lower()}.parquet"
-            if not path.is_file():
-                raise TlfInputError(f"ADaM dataset {name} is not in this build", file=path,
-                                    hint="check the catalogue's datasets: or rebuild ADaM")
-            self._cache[name] = pd.read_parquet(path)
-        df = self._cache[name]
-        if columns:
-            missing = [c for c in columns if c not in df.columns]
-            if missing:
-                raise TlfInputError(f"{name} has no variable(s) {missing}",
-                                    file=self.adam_dir / f"{name.lower()}.parquet",
-                                    hint="the output's analysis needs them: rebuild ADaM or fix "
-                                         "the catalogue params")
-            return df[columns]
-        return df
+        """ADaM dataset `name` (e.g. "ADAE"); `columns` must exist or the error names them.
+        With `columns`, only those are read from the parquet (and kept for later calls): a
+        10,000-subject ADLB has 54 variables, most of which no output reads."""
+        path = self.adam_dir / f"{name.lower()}.parquet"
+        if not path.is_file():
+            raise TlfInputError(f"ADaM dataset {name} is not in this build", file=path,
+                                hint="check the catalogue's datasets: or rebuild ADaM")
+        have = self._cache.get(name)
+        if columns is None:
+            if name not in self._full:
+                self._cache[name] = have = pd.read_parquet(path)
+                self._full.add(name)
+            return have
+        missing = [c for c in columns if c not in self.variables(name)]
+        if missing:
+            raise TlfInputError(f"{name} has no variable(s) {missing}", file=path,
+                                hint="the output's analysis needs them: rebuild ADaM or fix "
+                                     "the catalogue params")
+        need = [c for c in dict.fromkeys(columns) if have is None or c not in have.columns]
+        if need:
+            part = pd.read_parquet(path, columns=need)
+            have = part if have is None else pd.concat([have, part], axis=1)
+            self._cache[name] = have
+        return have[columns]
+
+    def variables(self, name: str) -> list[str]:
+        """The variables of ADaM dataset `name`, from its parquet schema (nothing read)."""
+        if name not in self._names:
+            self._names[name] = pq.read_schema(self.adam_dir / f"{name.lower()}.parquet").names
+        return self._names[name]
 
     def sdtm(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """SDTM dataset `name` (e.g. "TR") of the build the ADaM came from, for outputs whose

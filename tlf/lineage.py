@@ -39,10 +39,11 @@ def _sources(ctx, name: str) -> pd.DataFrame:
                           "SRCDOM": pd.Series(dtype=str), "SRCSEQ": pd.Series(dtype=float)})
     if name == "ADSL" or not ctx.has(name):
         return empty
-    df = ctx.dataset(name)
-    seq = next((s for s in _SEQ if s in df), None)
-    if seq is None or "SRCDOM" not in df:
+    names = ctx.variables(name)
+    seq = next((s for s in _SEQ if s in names), None)
+    if seq is None or "SRCDOM" not in names:
         return empty
+    df = ctx.dataset(name, ["USUBJID", seq, "SRCDOM", "SRCSEQ"])
     out = pd.DataFrame({"USUBJID": df["USUBJID"].astype(str), "ADSEQ": df[seq].astype(float),
                         "SRCDOM": df["SRCDOM"].fillna("").astype(str),
                         "SRCSEQ": pd.to_numeric(df["SRCSEQ"], errors="coerce").astype(float)})

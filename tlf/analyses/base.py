@@ -106,8 +106,14 @@ def records_of(df: pd.DataFrame, dataset: str, seq: str | None = "ASEQ") -> pd.D
     return out
 
 
-def _grouped(records: pd.DataFrame, groups: Groups) -> pd.DataFrame:
-    merged = records.merge(groups.frame, on="USUBJID", how="inner")
+_IDENTITY = ("USUBJID", "DATASET", "RECSEQ", "GRP2", "GRP2LVL", "PARAMCD", "VARLVL")
+
+
+def _grouped(records: pd.DataFrame, groups: Groups, values: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The records (only their identity and the `values` a kernel reads: a wide ADLB frame
+    copied through the merge would cost more than the counting) in their column groups."""
+    keep = [c for c in dict.fromkeys((*_IDENTITY, *values)) if c in records.columns]
+    merged = records[keep].merge(groups.frame, on="USUBJID", how="inner")
     for key in ("GRP2", "GRP2LVL", "PARAMCD", "VARLVL"):
         if key not in merged:
             merged[key] = ""
@@ -175,7 +181,7 @@ def summarise(records: pd.DataFrame, value: str, groups: Groups, outid: str, *,
     definition (QNTLDEF=5, the empirical distribution with averaging), CV% = 100 SD/mean,
     geometric mean exp(mean log x) and geometric CV% = 100 sqrt(exp(s^2) - 1), s the SD of
     log x (positive values only; otherwise NE)."""
-    rec = _grouped(records, groups)
+    rec = _grouped(records, groups, (value,))
     rec = rec[rec[value].notna()]
     g = rec.groupby(CELL_KEYS, sort=False)[value]
     x = rec[value].astype(float)
@@ -226,7 +232,7 @@ def km_table(records: pd.DataFrame, groups: Groups, outid: str, *,
     """Per cell: events, censored, KM median with 95% CI (Brookmeyer-Crowley, log-log) and
     landmark rates at `landmarks` months (log-log 95% CI). `records` carry AVAL (days) and
     CNSR. Returns the ARD, the members and the fitted KMResult per cell key."""
-    rec = _grouped(records, groups)
+    rec = _grouped(records, groups, ("AVAL", "CNSR"))
     rows, fits = [], {}
     lm_days = [m * F.DAYS_PER_MONTH for m in landmarks]
     method_med = "KM; MEDIAN 95% CI BROOKMEYER-CROWLEY, LOG-LOG"

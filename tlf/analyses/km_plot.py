@@ -38,7 +38,7 @@ AT_RISK = "AT RISK MONTH "
 def at_risk(records: pd.DataFrame, groups, outid: str, ticks_months
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Subjects at risk (AVAL >= tick) per group, parameter and tick."""
-    rec = _grouped(records, groups)
+    rec = _grouped(records, groups, ("AVAL",))
     ticks = pd.DataFrame({"TICK": list(ticks_months)})
     cross = rec.merge(ticks, how="cross")
     cross = cross[cross["AVAL"] >= cross["TICK"] * F.DAYS_PER_MONTH]

@@ -106,8 +106,11 @@ def shift(ctx, spec) -> Result:
     groups = ctx.groups(spec)
     long = worst_grades(ctx, spec)
     terms = _terms(long)
-    # the subject's baseline grade, on the record(s) of its worst grade
-    w = long[long["ISWORST"]].copy()
+    # the subject's baseline grade, on its first record at the worst grade: one record per
+    # subject and parameter (a grade-0 parameter ties on every record; 10,000 subjects' labs
+    # would otherwise make millions of members for one count)
+    w = (long[long["ISWORST"]].sort_values(["USUBJID", "PARAMCD", "DIR", "RECSEQ"], kind="stable")
+         .drop_duplicates(["USUBJID", "PARAMCD", "DIR"]).copy())
     w["GRP2"] = "BTOXGR"
     w["GRP2LVL"] = np.where(w["BGRADE"].notna(), "BASELINE GRADE " +
                             w["BGRADE"].fillna(0).astype(int).astype(str), "BASELINE MISSING")

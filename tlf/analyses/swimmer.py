@@ -124,10 +124,13 @@ def _figure(bars: pd.DataFrame, rec: pd.DataFrame, groups, p: dict) -> Figure:
             ax.scatter(x[sel] + (8 if mk == ">" else 0), bars.loc[sel, "Y"], marker=mk, s=26,
                        color=face, zorder=4)
             handles.append(Line2D([], [], marker=mk, ls="", color=face, label=label))
-    ax.set_yticks(bars["Y"])
-    # subject labels only while they stay legible on the fixed page
-    ax.set_yticklabels(bars["SUBJID"].astype(str) if len(bars) <= 60 else [""] * len(bars),
-                       fontsize=5 if len(bars) > 30 else 6)
+    # subject labels only while they stay legible on the fixed page (and no tick object per
+    # subject when there are thousands)
+    if len(bars) <= 60:
+        ax.set_yticks(bars["Y"])
+        ax.set_yticklabels(bars["SUBJID"].astype(str), fontsize=5 if len(bars) > 30 else 6)
+    else:
+        ax.set_yticks([])
     ax.set_ylim(-0.8, len(bars) - 0.2)
     ax.set_xlim(left=0)
     ax.set_xlabel(p.get("xlabel", "Days from infusion"))

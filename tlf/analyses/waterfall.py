@@ -17,6 +17,7 @@ from tlf.analyses.base import ALL, Result, count_subjects, denominators, records
 
 # the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
 FIGSIZE = (10.0, 5.75)
+LABELLED_BARS = 60     # above this, bars are drawn without per-subject labels
 BOR_COLORS = {"CR": "#1a9850", "PR": "#91cf60", "SD": "#fdae61", "PD": "#d73027", "NE": "0.6"}
 _TR_COLS = ["USUBJID", "TRSEQ", "TRTESTCD", "TRSTRESN", "TRLOBXFL", "TRDY", "TREVAL"]
 
@@ -82,16 +83,21 @@ def _figure(best: pd.DataFrame, p: dict, groups) -> Figure:
     fig = Figure(figsize=FIGSIZE)
     ax = fig.subplots()
     x = np.arange(len(best))
+    many = len(best) > LABELLED_BARS
     ax.bar(x, best["PCHG"], color=[colors.get(b, "0.6") for b in best["BOR"]],
-           edgecolor="black", linewidth=0.4, width=0.8)
+           edgecolor="none" if many else "black", linewidth=0.4, width=1.0 if many else 0.8)
     for y in p.get("reference_lines", [-50]):
         ax.axhline(float(y), color="black", ls="--", lw=0.8)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x)
-    # the group under each bar (its first word, e.g. "DL3"): colour already says the BOR
-    short = {lv: lv.split()[0] for lv in groups.levels if lv != ALL and lv.split()}
-    ax.set_xticklabels([short.get(g, "") for g in best["GRP1LVL"]], fontsize=7)
-    ax.set_xlabel("Subjects (dose level), ordered by best change")
+    if many:   # thousands of bars: a label (and a matplotlib tick object) per bar is noise
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(best)} subjects, ordered by best change")
+    else:
+        ax.set_xticks(x)
+        # the group under each bar (its first word, e.g. "DL3"): colour already says the BOR
+        short = {lv: lv.split()[0] for lv in groups.levels if lv != ALL and lv.split()}
+        ax.set_xticklabels([short.get(g, "") for g in best["GRP1LVL"]], fontsize=7)
+        ax.set_xlabel("Subjects (dose level), ordered by best change")
     ax.set_ylabel("Best % change from baseline in SPD")
     top = max(10.0, float(np.nanmax(best["PCHG"])) + 10) if len(best) else 10.0
     ax.set_ylim(-105, top)
