@@ -65,7 +65,7 @@ def _common(title_lines: list[str], footnotes: list[str], source: list[str],
 
 def render_table(body, headers: list[str], path: Path, *, title_lines: list[str],
                  footnotes: list[str], source: list[str], page_by: str | None = None,
-                 widths: list[float] | None = None) -> Path:
+                 widths: list[float] | None = None, align: list[str] | None = None) -> Path:
     """`body` (pandas, all text) as an RTF table at `path`."""
     if len(body) > CHUNK_ROWS:
         parts = []
@@ -74,7 +74,7 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
             part = path.with_name(f".{path.stem}.part{k:05d}.rtf")
             render_table(body.iloc[start:start + CHUNK_ROWS], headers, part,
                          title_lines=title_lines, footnotes=footnotes, source=source,
-                         page_by=page_by, widths=widths)
+                         page_by=page_by, widths=widths, align=align)
             parts.append(part)
         with contextlib.redirect_stdout(io.StringIO()):
             rtf.assemble_rtf([str(p) for p in parts], str(path))
@@ -86,7 +86,7 @@ def render_table(body, headers: list[str], path: Path, *, title_lines: list[str]
     frame = frame.map(_text)
     ncol = len(cols)
     rel = widths or ([3.0] + [1.0] * (ncol - 1) if ncol > 1 else [1.0])
-    just = ["l"] + ["c"] * (ncol - 1)
+    just = align or ["l"] + ["c"] * (ncol - 1)
     body_args = {"col_rel_width": ([1.0] + rel) if page_by else rel, "text_font_size": _SIZE,
                      "text_justification": [(["l"] + just) if page_by else just],
                      "text_convert": [[False] * (ncol + (1 if page_by else 0))]}

@@ -147,7 +147,7 @@ def _write_output(ctx: TlfContext, spec: OutputSpec, result: Result, folder: Pat
                               hint="the analysis must return Result(table=...)")
         t = result.table
         render_table(t.body, t.headers, rtf_path, title_lines=title, footnotes=foot,
-                     source=source, page_by=t.page_by, widths=t.widths)
+                     source=source, page_by=t.page_by, widths=t.widths, align=t.align)
     files.insert(0, rtf_path.relative_to(folder).as_posix())
     return files
 

@@ -31,11 +31,13 @@ LANDMARK_MONTHS = (6, 12, 24)
 class TableLayout:
     """What the RTF shows: `body` text columns, left to right; `headers` one per column
     (group columns carry "(N=..)"); `page_by`: a body column whose values start new blocks
-    (shown as a spanning row, not a column); `widths`: relative column widths."""
+    (shown as a spanning row, not a column); `widths`: relative column widths; `align`: per
+    column 'l', 'c' or 'r' (default: the first left, the others centred, as for counts)."""
     body: pd.DataFrame
     headers: list[str]
     page_by: str | None = None
     widths: list[float] | None = None
+    align: list[str] | None = None
 
 
 @dataclass

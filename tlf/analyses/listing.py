@@ -89,7 +89,9 @@ def listing_result(ctx, spec, df: pd.DataFrame, dataset: str, columns: list[dict
     if page_by:
         body = body[[page_by, *[v for v in body.columns if v != page_by]]]
     table = TableLayout(body, headers, page_by=page_by,
-                        widths=[c["width"] for c in columns if c["var"] != page_by])
+                        widths=[c["width"] for c in columns if c["var"] != page_by],
+                        # listings read as records: text left, as in a data listing
+                        align=["l"] * len([c for c in columns if c["var"] != page_by]))
     if body.empty:
         table = TableLayout(pd.DataFrame({"X": ["No records meet the listing's criteria."]}),
                             [""], widths=[1.0])
