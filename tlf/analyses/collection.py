@@ -2,7 +2,7 @@
 peripheral-blood stem-cell collection (for ASCT), yields against their targets.
 
 No ADaM dataset carries the collections yet, so this reads SDTM PR with its SUPPPR yields
-(`ctx.sdtm_dir`). A subject's yield is the sum over the procedure's records (a stem-cell
+(`ctx.sdtm`). A subject's yield is the sum over the procedure's records (a stem-cell
 collection runs over several apheresis days); one without the procedure, or without a
 yield, has not met the target.
 """

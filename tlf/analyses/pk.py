@@ -16,7 +16,7 @@ from clinpipe.errors import ConfigError
 from tlf.analyses.base import GEO_STATS, Result, denominators, layout_rows, records_of, summarise
 from tlf.ard import finish_ard
 
-# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+# drawn at the shape of the RTF figure box (tlf.rtf.render_figure scales to fit, keeping it)
 FIGSIZE = (10.0, 5.75)
 TIME_ONLY_STATS = ("n", "median", "min", "max")
 PK_METHOD = ("Non-compartmental analysis (linear-up/log-down); SD with n-1; CV% = 100 SD/mean; "

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from clinpipe.errors import ConfigError
 from tlf.analyses.base import ALL, Result, count_subjects, denominators, records_of, summarise
 
-# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+# drawn at the shape of the RTF figure box (tlf.rtf.render_figure scales to fit, keeping it)
 FIGSIZE = (10.0, 5.75)
 # response -> (marker, face colour, label); a sponsor may restyle them in params.markers
 MARKERS = {

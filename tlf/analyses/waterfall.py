@@ -3,9 +3,9 @@ perpendicular diameters (SPD) of the target lesions, one bar per B-NHL subject, 
 best overall response.
 
 The RS001 ADaM has no tumour-measurement dataset (an ADTR would be its home), so the SPD comes
-from SDTM TR (`ctx.sdtm_dir`): baseline is the record with TRLOBXFL = Y, post-baseline the
-later records of the same test. The lineage of these numbers stops at the subject (ADSL) and
-the BOR record (ADRS): the lineage resolver follows ADaM datasets only."""
+from SDTM TR (`ctx.sdtm`): baseline is the record with TRLOBXFL = Y, post-baseline the
+later records of the same test. The plotted changes trace to the TR record of each subject's
+best change (and on to the raw tumour form); the BOR counts to ADRS."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from tlf.analyses.base import ALL, Result, count_subjects, denominators, records_of, summarise
 
-# the aspect of the figure box in the RTF (tlf.rtf.render_figure: 8 x 4.6 in): no stretching
+# drawn at the shape of the RTF figure box (tlf.rtf.render_figure scales to fit, keeping it)
 FIGSIZE = (10.0, 5.75)
 LABELLED_BARS = 60     # above this, bars are drawn without per-subject labels
 BOR_COLORS = {"CR": "#1a9850", "PR": "#91cf60", "SD": "#fdae61", "PD": "#d73027", "NE": "0.6"}
