@@ -54,18 +54,21 @@ class TlfContext:
     def dataset(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """ADaM dataset `name` (e.g. "ADAE"); `columns` must exist or the error names them.
         With `columns`, only those are read from the parquet (and kept for later calls): a
-        10,000-subject ADLB has 54 variables, most of which no output reads."""
+        10,000-subject ADLB has 54 variables, most of which no output reads. A frame already
+        in the context (`_cache`, as tests give one) is used as it is."""
         path = self.adam_dir / f"{name.lower()}.parquet"
-        if not path.is_file():
+        have = self._cache.get(name)
+        on_disk = path.is_file()
+        if have is None and not on_disk:
             raise TlfInputError(f"ADaM dataset {name} is not in this build", file=path,
                                 hint="check the catalogue's datasets: or rebuild ADaM")
-        have = self._cache.get(name)
         if columns is None:
-            if name not in self._full:
+            if on_disk and name not in self._full:
                 self._cache[name] = have = pd.read_parquet(path)
                 self._full.add(name)
             return have
-        missing = [c for c in columns if c not in self.variables(name)]
+        known = self.variables(name) if on_disk else list(have.columns)
+        missing = [c for c in columns if c not in known]
         if missing:
             raise TlfInputError(f"{name} has no variable(s) {missing}", file=path,
                                 hint="the output's analysis needs them: rebuild ADaM or fix "
