@@ -38,6 +38,8 @@ def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[p
     reasons[is_dup] = "duplicate record: " + df.loc[is_dup, "RECORDID"].map(dup_of).astype(object).astype(str)
     orphan = ~df["SUBJECT"].isin(enrolled) & (reasons == "")
     reasons[orphan] = "subject has no enrolment record: not an enrolled study subject"
+    second = _second_records(raw, form, df, reasons == "")
+    reasons[second.index] = second["REASON"]
     rejected = reasons != ""
     rej = pd.DataFrame({"FORM": form, "RECORDID": df.loc[rejected, "RECORDID"],
                         "SUBJECT": df.loc[rejected, "SUBJECT"],
@@ -46,7 +48,41 @@ def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[p
                         "VALUE": "", "REASON": reasons[rejected]}, columns=REJECTION_COLUMNS)
     rej["VALUE"] = np.where(rej["FIELD"] == "SUBJECT", rej["SUBJECT"],
                             np.where(rej["FIELD"] == "RECORDACTIVE", "0", ""))
+    hit = rej.index.isin(second.index)
+    rej.loc[hit, "FIELD"] = second.loc[rej.index[hit], "FIELD"].to_numpy()
+    rej.loc[hit, "VALUE"] = second.loc[rej.index[hit], "VALUE"].to_numpy()
     return df[~rejected], rej
+
+
+def _second_records(raw: RawTransfer, form: str, df: pd.DataFrame, candidates: pd.Series
+                    ) -> pd.Series:
+    """Reasons for the records of a non-repeating form beyond the first for one subject and
+    visit (SUBJECT, FOLDER, FOLDERSEQ): an EDC conflict (two DM records, one M and one F) that
+    no mapping can settle. The first record is kept; the others are rejected naming it and the
+    fields that differ, so the data manager can resolve it in the EDC."""
+    none = pd.DataFrame(columns=["REASON", "FIELD", "VALUE"], dtype=object)
+    defs = {f.oid: f for f in raw.forms.forms} if raw.forms is not None else {}
+    if form not in defs or defs[form].repeating:
+        return none
+    keys = ["SUBJECT", "FOLDER", "FOLDERSEQ"]
+    live = df[candidates]
+    extra = live.duplicated(keys, keep="first")
+    if not extra.any():
+        return none
+    first = live[~extra].set_index(keys)
+    later = live[extra]
+    kept = first.loc[pd.MultiIndex.from_frame(later[keys])]
+    fields = [c for c in defs[form].data_columns() if c in df.columns and not c.endswith("_DEC")]
+    differ = later[fields].to_numpy() != kept[fields].to_numpy()
+    # a handful of conflicting records: their texts are built one by one
+    rows = []
+    for rid, row, values in zip(kept["RECORDID"], differ, later[fields].to_numpy()):
+        names = [f for f, d in zip(fields, row) if d]
+        rows.append(((f"second record of non-repeating form {form} for this subject and visit "
+                     f"(RECORDID {rid} is kept; differs in {', '.join(names) or 'no field'}): "
+                     "resolve the conflict in the EDC"),
+                     names[0] if names else "", values[fields.index(names[0])] if names else ""))
+    return pd.DataFrame(rows, columns=["REASON", "FIELD", "VALUE"], index=later.index, dtype=object)
 
 
 def enrolled_subjects(raw: RawTransfer) -> set[str]:
