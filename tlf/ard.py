@@ -66,26 +66,6 @@ _SPECIAL = {"STAT": pa.Column(str, pa.Check.isin(STATS), nullable=False),
             "OUTID": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False)}
 ARD_SCHEMA = pa.DataFrameSchema({c: _SPECIAL.get(c, _TEXT) for c in ARD_COLUMNS},
                                 strict=True, ordered=True, name="ARD")
-MEMBER_SCHEMA = pa.DataFrameSchema(
-    {c: {"ROLE": pa.Column(str, pa.Check.isin(ROLES), nullable=False),
-         "RECSEQ": pa.Column(float, nullable=True)}.get(c, _TEXT) for c in MEMBER_COLUMNS},
-    strict=True, ordered=True, name="ARD members")
-
-
-def ard_rows(**columns) -> pd.DataFrame:
-    """An ARD frame from column values (scalars broadcast); missing text columns are ''."""
-    n = max((len(v) for v in columns.values() if isinstance(v, (list, np.ndarray, pd.Series))),
-            default=1)
-    data = {}
-    for col in ARD_COLUMNS:
-        value = columns.get(col, np.nan if col == "STATVAL" else "")
-        if isinstance(value, pd.Series):
-            value = value.to_numpy()
-        data[col] = value if isinstance(value, (list, np.ndarray)) else [value] * n
-    unknown = set(columns) - set(ARD_COLUMNS)
-    if unknown:
-        raise ValueError(f"not ARD columns: {sorted(unknown)}")
-    return finish_ard(pd.DataFrame(data))
 
 
 def finish_ard(ard: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
-import pandas as pd
 
 NE = "NE"
 DAYS_PER_MONTH = 30.4375
@@ -69,7 +68,3 @@ def ci(lcl, ucl, digits: int = 1) -> np.ndarray:
 
 def months(days) -> np.ndarray:
     return np.asarray(days, dtype=float) / DAYS_PER_MONTH
-
-
-def text(values) -> pd.Series:
-    return pd.Series(values, dtype=object)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,14 +269,6 @@ def km_table(records: pd.DataFrame, groups: Groups, outid: str, *,
     return ard, members, fits
 
 
-def cell(ard: pd.DataFrame, stat: str, **keys) -> pd.Series:
-    """STATC of `stat` per GRP1LVL for the cell given by `keys` (missing cells -> '')."""
-    m = ard["STAT"] == stat
-    for k, v in keys.items():
-        m &= ard[k] == v
-    return ard.loc[m].set_index("GRP1LVL")["STATC"]
-
-
 def layout_rows(ard: pd.DataFrame, groups: Groups, rows: list[tuple[str, dict, str]],
                 label_header: str = "", page_by: str | None = None) -> TableLayout:
     """A table from the ARD: each row is (label, cell keys, template) where the template names
@@ -314,8 +305,3 @@ def _fill(template: str, lookup: pd.Series, keys: dict) -> str:
             return "0"      # "0 (0.0)" is clutter in a submission table
         out.append(value)
     return "".join(out)
-
-
-def save_path(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
