@@ -30,15 +30,6 @@ def simulated_adam(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sample_adam(tmp_path_factory):
+def sample_adam(sample_build):
     """{study: AdamRun} for the committed sample transfers (CSV form), SDTM and ADaM built once."""
-    from adam.run import run_adam
-    from clinpipe.paths import latest_transfer
-    from sdtm.run import run_sdtm
-
-    tmp = tmp_path_factory.mktemp("sample_adam")
-    runs = {}
-    for study in ("RS001", "GLOCART"):
-        run_sdtm(study, latest_transfer(study) / "csv", tmp, progress=lambda m: None)
-        runs[study] = run_adam(study, tmp / study / "sdtm", tmp, progress=lambda m: None)
-    return runs
+    return {s: b.adam_run for s, b in sample_build.items()}

@@ -12,14 +12,15 @@ import pytest
 @dataclass
 class SampleTlf:
     study: str
-    root: Path             # out root: <root>/<study>/{sdtm,adam,tlf}
+    root: Path             # out root
+    base: Path             # the build's folder: sdtm/, adam/, tlf/, reports/
 
     @property
     def tlf(self) -> Path:
-        return self.root / self.study / "tlf"
+        return self.base / "tlf"
 
     def adam(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(self.root / self.study / "adam" / f"{name.lower()}.parquet")
+        return pd.read_parquet(self.base / "adam" / f"{name.lower()}.parquet")
 
     def ard(self, outid: str) -> pd.DataFrame:
         return pd.read_parquet(self.tlf / "ard" / f"{outid}.parquet")
@@ -29,18 +30,6 @@ class SampleTlf:
 
 
 @pytest.fixture(scope="session")
-def sample_tlf(tmp_path_factory):
+def sample_tlf(sample_build):
     """{study: SampleTlf} for both studies (CSV form of the newest sample transfer)."""
-    from adam.run import run_adam
-    from clinpipe.paths import latest_transfer
-    from sdtm.run import run_sdtm
-    from tlf.run import run_tlf
-
-    tmp = tmp_path_factory.mktemp("sample_tlf")
-    out = {}
-    for study in ("RS001", "GLOCART"):
-        run_sdtm(study, latest_transfer(study) / "csv", tmp, progress=lambda m: None)
-        run_adam(study, tmp / study / "sdtm", tmp, progress=lambda m: None)
-        run_tlf(study, out_root=tmp, progress=lambda m: None)
-        out[study] = SampleTlf(study, tmp)
-    return out
+    return {s: SampleTlf(s, b.root, b.base) for s, b in sample_build.items()}

@@ -63,7 +63,7 @@ def test_soc_pt_counts_match_adae(sample_tlf):
 
 def test_soc_pt_sorted_by_total_frequency(sample_tlf):
     s = sample_tlf["RS001"]
-    ctx = TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
+    ctx = TlfContext.open("RS001", s.base / "adam", load_catalog("RS001"))
     spec = ctx.catalog.output("t-14-3-1-3")
     body = ae.soc_pt(ctx, spec).table.body
     pop = _pop(s.adam("ADSL"))

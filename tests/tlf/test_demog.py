@@ -50,7 +50,7 @@ def test_categorical_counts_match_adsl(sample_tlf, var):
 
 def test_table_rows_and_levels(sample_tlf):
     s = sample_tlf["RS001"]
-    ctx = TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
+    ctx = TlfContext.open("RS001", s.base / "adam", load_catalog("RS001"))
     res = demog.summary(ctx, ctx.catalog.output("t-14-1-3"))
     body = res.table.body
     assert list(body.columns) == ["LABEL", "B-ALL", "B-NHL", ALL]
@@ -69,7 +69,7 @@ def test_level_order_literal():
 
 def test_bad_params_are_clear_errors(sample_tlf):
     s = sample_tlf["RS001"]
-    ctx = TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
+    ctx = TlfContext.open("RS001", s.base / "adam", load_catalog("RS001"))
     base = {"id": "t-99", "type": "table", "title": "x", "population": "SAFFL",
             "datasets": ["ADSL"], "analysis": "demog.summary", "by": "TRT01A", "total": True}
     with pytest.raises(TlfInputError, match="NOSUCH"):

@@ -54,7 +54,7 @@ def test_flags_status_reasons_match_adsl(sample_tlf):
 
 def test_table_layout(sample_tlf):
     s = sample_tlf["RS001"]
-    ctx = TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
+    ctx = TlfContext.open("RS001", s.base / "adam", load_catalog("RS001"))
     body = disposition.summary(ctx, ctx.catalog.output("t-14-1-1")).table.body
     screening = body.iloc[:2]
     dose_cols = [c for c in body.columns if c not in ("LABEL", ALL)]

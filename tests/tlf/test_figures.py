@@ -72,7 +72,7 @@ def test_swimmer_ard_agrees_with_adam(sample_tlf):
 def test_waterfall_best_change_from_tr(sample_tlf):
     run = sample_tlf["RS001"]
     ard = run.ard(WATERFALL)
-    tr = pd.read_parquet(run.root / "RS001" / "sdtm" / "tr.parquet")
+    tr = pd.read_parquet(run.base / "sdtm" / "tr.parquet")
     spd = tr[(tr["TRTESTCD"] == "SUMPPD") & (tr["TREVAL"] == "INVESTIGATOR")]
     pop = _pop(run, "EFFFL", ["B-NHL"])
     spd = spd[spd["USUBJID"].isin(pop["USUBJID"])]
@@ -126,7 +126,7 @@ def test_png_byte_identical_on_rebuild(sample_tlf, outid):
 
     run = sample_tlf["RS001"]
     cat = load_catalog("RS001")
-    ctx = TlfContext.open("RS001", run.root / "RS001" / "adam", cat)
+    ctx = TlfContext.open("RS001", run.base / "adam", cat)
     result = build_output(ctx, cat.output(outid))
     assert len(result.figures) == 1
     buf = io.BytesIO()

@@ -82,7 +82,7 @@ def test_pfst_events_match_adtte(glo):
 
 def _collection_truth(glo, mnc_target=3.0, cd34_target=2.0):
     adsl = glo.adam("ADSL")
-    sdtm = glo.root / "GLOCART" / "sdtm"
+    sdtm = glo.base / "sdtm"
     pr = pd.read_parquet(sdtm / "pr.parquet")
     supp = pd.read_parquet(sdtm / "supppr.parquet")
     supp = supp.assign(PRSEQ=supp["IDVARVAL"].astype(float))

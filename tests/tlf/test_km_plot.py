@@ -21,7 +21,7 @@ FIGURES = ["f-14-2-1", "f-14-2-2", "f-14-2-3", "f-14-2-4"]
 def test_rerun_gives_identical_png_bytes(sample_tlf, tmp_path):
     from tlf.run import run_tlf
 
-    adam = sample_tlf["RS001"].root / "RS001" / "adam"
+    adam = sample_tlf["RS001"].base / "adam"
     pngs = []
     for k in (1, 2):
         run_tlf("RS001", adam_dir=adam, out_root=tmp_path / f"r{k}", only=["f-14-2-3"],

@@ -41,7 +41,7 @@ def test_dlt_disagreement_listing(sample_tlf):
 
 def _ctx(sample_tlf):
     s = sample_tlf["RS001"]
-    return TlfContext.open("RS001", s.root / "RS001" / "adam", load_catalog("RS001"))
+    return TlfContext.open("RS001", s.base / "adam", load_catalog("RS001"))
 
 
 def _spec(**params):

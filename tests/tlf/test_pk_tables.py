@@ -142,6 +142,6 @@ def test_missing_ncacd_is_a_config_error(sample_tlf):
     cat = load_catalog("RS001")
     spec = cat.output(OUT)
     bad = spec.model_copy(update={"params": {**spec.params, "ncacd": ["CMAX", "NOPE"]}})
-    ctx = TlfContext.open("RS001", run.root / "RS001" / "adam", cat)
+    ctx = TlfContext.open("RS001", run.base / "adam", cat)
     with pytest.raises(ClinpipeError, match="NOPE"):
         build_output(ctx, bad)

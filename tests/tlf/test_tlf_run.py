@@ -71,7 +71,7 @@ def test_rerun_gives_identical_bytes(sample_tlf, tmp_path):
     from tlf.run import run_tlf
 
     s = sample_tlf["RS001"]
-    run_tlf("RS001", adam_dir=s.root / "RS001" / "adam", out_root=tmp_path,
+    run_tlf("RS001", adam_dir=s.base / "adam", out_root=tmp_path,
             progress=lambda m: None)
     first, second = _digests(s.tlf), _digests(tmp_path / "RS001" / "tlf")
     assert first.keys() == second.keys()
