@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lock clean-out help dagster samples render-tools
+.PHONY: demo test venv lock clean-out help dagster samples test-tools
 
 help:
 	@echo "make demo   - raw -> reports for both studies on the bundled sample data (out/)"
@@ -25,18 +25,25 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/clinpipe demo
 
-# The RTF render check converts every RTF with LibreOffice and renders pages with poppler
-# (Debian packages): installed here when missing and apt-get can (root), else say how.
-render-tools:
-	@command -v soffice >/dev/null && command -v pdftoppm >/dev/null || { \
+# Debian packages the tests use: LibreOffice and poppler for the RTF render check, the
+# PostgreSQL server for the PostgreSQL-backed Dagster instance, Chromium for the web-UI check.
+# Installed when missing and apt-get can (root), else say how; nothing to do when all are there.
+test-tools:
+	@missing=""; \
+	command -v soffice >/dev/null || missing="$$missing libreoffice-writer-nogui"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing LibreOffice (writer) and poppler-utils for the RTF render check"; \
-	    (apt-get install -y -q --no-install-recommends libreoffice-writer-nogui poppler-utils \
-	     || { apt-get update -q && apt-get install -y -q --no-install-recommends \
-	          libreoffice-writer-nogui poppler-utils; }) >/dev/null; \
-	  else echo "need soffice and pdftoppm: sudo apt-get install libreoffice-writer-nogui poppler-utils"; exit 1; fi; }
+	    echo "installing$$missing for the tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; log=$$(mktemp); \
+	    if (apt-get install -y -q --no-install-recommends $$missing \
+	        || { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }) \
+	        >$$log 2>&1; then rm -f $$log; else cat $$log; rm -f $$log; exit 1; fi; \
+	  else echo "need:$$missing -- sudo apt-get install$$missing"; exit 1; fi; }
 
-test: $(STAMP) render-tools
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
 
 lock:
