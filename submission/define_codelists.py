@@ -81,13 +81,16 @@ def _text(value) -> str:
     return str(value)
 
 
-def ct_codelist(cl: CtList, values, standard: str, data_type: str = "text") -> Codelist:
+def ct_codelist(cl: CtList, values, standard: str, data_type: str = "text",
+                decodes: dict[str, str] | None = None) -> Codelist:
+    """`decodes` (value -> decode as the data pair them, e.g. LBTESTCD -> LBTEST) decode the
+    sponsor's extended terms, which the CT cannot."""
     paired = _paired(cl)
     terms = []
     for value in sorted({_text(v) for v in values}):
         hit = cl.terms.get(value)
         if hit is None:
-            terms.append(Term(value, extended=True))
+            terms.append(Term(value, (decodes or {}).get(value) or None, extended=True))
         else:
             terms.append(Term(value, _decode(value, hit[0], hit[1], paired), hit[0]))
     return Codelist(key=oid_token(cl.short), name=cl.name, data_type=data_type, terms=terms,
@@ -106,11 +109,14 @@ class CodelistCollector:
     def __init__(self, standards: dict[str, str]):
         self.standards = standards                   # publishing set -> Standard key
         self._ct: dict[str, tuple[CtList, set, str]] = {}
+        self._decodes: dict[str, dict[str, str]] = {}
         self.sponsor: dict[str, Codelist] = {}
 
-    def use(self, ref: str | tuple[str, ...] | None, values, data_type: str) -> str | None:
+    def use(self, ref: str | tuple[str, ...] | None, values, data_type: str,
+            decodes: dict[str, str] | None = None) -> str | None:
         """Register the values of one variable under codelist `ref` (C-code or short name;
-        of several, the first that holds the most values); returns the codelist key."""
+        of several, the first that holds the most values); returns the codelist key.
+        `decodes` pair values with the data's own decode (for sponsor-extended terms)."""
         refs = [ref] if isinstance(ref, str) else list(ref or ())
         found = [cl for cl in (find(r) for r in refs) if cl is not None]
         if not found or not values:
@@ -122,6 +128,8 @@ class CodelistCollector:
             self._ct[key][1].update(vals)
         else:
             self._ct[key] = (cl, set(vals), data_type)
+        for value, decode in (decodes or {}).items():
+            self._decodes.setdefault(key, {}).setdefault(_text(value), decode)
         return key
 
     def add_sponsor(self, codelist: Codelist) -> str:
@@ -129,7 +137,7 @@ class CodelistCollector:
         return codelist.key
 
     def codelists(self) -> dict[str, Codelist]:
-        out = {key: ct_codelist(cl, vals, self.standards[cl.publishing_set], dt)
+        out = {key: ct_codelist(cl, vals, self.standards[cl.publishing_set], dt, self._decodes.get(key))
                for key, (cl, vals, dt) in self._ct.items()}
         out.update(self.sponsor)
         return dict(sorted(out.items()))

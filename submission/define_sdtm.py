@@ -150,7 +150,10 @@ def _variable(f: DatasetFile, name: str, vm: meta.VarMeta, own: list[DomainSpec]
     codelist_ref = next((str(sv.options["codelist"]) for _, sv in spec_vars if "codelist" in sv.options),
                         None) or vm.codelists
     if codelist_ref and var.has_data:
-        var.codelist = codelists.use(codelist_ref, f.values(name), var.data_type)
+        decodes = None
+        if name.endswith("TESTCD") and (test := name[:-2]) in f.columns:
+            decodes = {r[name]: r[test] for r in f.pairs([name], test).to_pylist()}
+        var.codelist = codelists.use(codelist_ref, f.values(name), var.data_type, decodes)
     return var
 
 
