@@ -35,6 +35,7 @@ Subjects and the record sink
     draw_subject(rng, subject_id, site, consent_date, transfer_date, age, female_rate=0.42) -> Subject
     Recorder(forms, transfer_date, rng, entry_lag=None, validate=True)
         .add(form, subj, folder, values, *, date, folderseq=1) -> dict | None;  .records
+        .add_earlier(form, record, subj, values, *, date);  .history() -> RecordHistory
 Screening and history forms (common form library OIDs)
     add_consent(rec, subj, folder, version);  add_demographics(rec, subj, folder, p_year_only_birth=0.0)
     add_medical_history(rec, subj, rng, folder="LOGS", n_range=(0, 5))
@@ -361,6 +362,14 @@ class _LagPool:
         return v
 
 
+@dataclass
+class RecordHistory:
+    """Per form, the own date of each record (index-aligned with the records) and the earlier
+    versions `Recorder.add_earlier` registered, by (form, index)."""
+    dates: dict[str, list[dt.date]]
+    earlier: dict[tuple[str, int], tuple[dt.date, dict[str, Any]]] = field(default_factory=dict)
+
+
 _LOG_FOLDERS = ("LOGS",)   # log-form folders: each record entered on its own
 
 
@@ -394,6 +403,10 @@ class Recorder:
         self._numeric = {f.oid: tuple(fd.oid for fd in f.fields if fd.type in ("integer", "float"))
                          for f in forms.forms}
         self._visit_entry: dict[tuple[str, str, int], dt.date] = {}
+        # Each record's own date and, where the simulator gave one, what the record said before
+        # that date: a transfer cut earlier (simulate/cut.py) keeps exactly what was known then.
+        self.dates: dict[str, list[dt.date]] = {f.oid: [] for f in forms.forms}
+        self._earlier: dict[int, tuple[dt.date, dict[str, Any]]] = {}
         self._lags = _LagPool(rng, float(lag["median"]), float(lag["sigma"]), int(lag["max"]),
                               float(lag["late_rate"]))
 
@@ -425,7 +438,27 @@ class Recorder:
         rec.update(self._blank[form])
         rec.update(values)
         self.records[form].append(rec)
+        self.dates[form].append(date)
         return rec
+
+    def add_earlier(self, form: str, record: dict, subj: Subject, values: dict[str, Any], *,
+                    date: dt.date) -> None:
+        """What `record` (returned by `add`) said from `date` until its own date: the values
+        that replace its fields in a transfer cut in between (e.g. a contraindication on file
+        before the procedure's own data). Not exported; the full record is unchanged."""
+        if self.validate:
+            self._check(form, subj, values, subj.last_date)
+        self._earlier[id(record)] = (date, dict(values))
+
+    def history(self) -> RecordHistory:
+        """Record dates and earlier versions by (form, index in `records[form]`)."""
+        earlier = {}
+        if self._earlier:
+            for form, recs in self.records.items():
+                for i, r in enumerate(recs):
+                    if id(r) in self._earlier:
+                        earlier[(form, i)] = self._earlier[id(r)]
+        return RecordHistory({k: list(v) for k, v in self.dates.items()}, earlier)
 
     def _check(self, form: str, subj: Subject, values: dict[str, Any], limit: dt.date) -> None:
         blank = self._blank.get(form)
@@ -669,16 +702,16 @@ _PRIOR_CODING = {
     "Pola-BR": ("POLATUZUMAB VEDOTIN;BENDAMUSTINE;RITUXIMAB", *_COMBO),
     "R-GDP": ("RITUXIMAB;GEMCITABINE;DEXAMETHASONE;CISPLATIN", *_COMBO),
     "Lenalidomide + tafasitamab": ("LENALIDOMIDE;TAFASITAMAB", *_COMBO),
-    "R-CHOP/R-DHAP alternating": ("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE;"
-                                  "DEXAMETHASONE;CYTARABINE;CISPLATIN", *_COMBO),
+    "R-CHOP/R-DHAP alternating": (("RITUXIMAB;CYCLOPHOSPHAMIDE;DOXORUBICIN;VINCRISTINE;PREDNISONE;"
+                                   "DEXAMETHASONE;CYTARABINE;CISPLATIN"), *_COMBO),
     "Bendamustine-rituximab": ("BENDAMUSTINE;RITUXIMAB", *_COMBO),
     "R-BAC": ("RITUXIMAB;BENDAMUSTINE;CYTARABINE", *_COMBO),
     "Lenalidomide-rituximab": ("LENALIDOMIDE;RITUXIMAB", *_COMBO),
     "R-CVP": ("RITUXIMAB;CYCLOPHOSPHAMIDE;VINCRISTINE;PREDNISONE", *_COMBO),
     "Obinutuzumab-bendamustine": ("OBINUTUZUMAB;BENDAMUSTINE", *_COMBO),
     "Hyper-CVAD": ("CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE;METHOTREXATE;CYTARABINE", *_COMBO),
-    "Pediatric-inspired ALL regimen (CALGB 10403)": ("VINCRISTINE;DAUNORUBICIN;PREDNISONE;PEGASPARGASE;"
-                                                     "CYCLOPHOSPHAMIDE;CYTARABINE;METHOTREXATE;MERCAPTOPURINE", *_COMBO),
+    "Pediatric-inspired ALL regimen (CALGB 10403)": (("VINCRISTINE;DAUNORUBICIN;PREDNISONE;PEGASPARGASE;"
+                                                      "CYCLOPHOSPHAMIDE;CYTARABINE;METHOTREXATE;MERCAPTOPURINE"), *_COMBO),
     "VDCLP induction": ("VINCRISTINE;DAUNORUBICIN;CYCLOPHOSPHAMIDE;PEGASPARGASE;PREDNISONE", *_COMBO),
     "FLAG-IDA": ("FLUDARABINE;CYTARABINE;FILGRASTIM;IDARUBICIN", *_COMBO),
     "Ponatinib + chemotherapy": ("PONATINIB;CYCLOPHOSPHAMIDE;VINCRISTINE;DOXORUBICIN;DEXAMETHASONE", *_COMBO),

@@ -847,8 +847,12 @@ class Emitter:
         values = {"APHCI": "Y" if plan.aph_ci else "N", "APHCIR": plan.aph_ci_reason}
         done = plan.aph_date is not None and plan.aph_date <= plan.subj.last_date
         if done:
-            values.update({"APHDAT": c.iso(plan.aph_date), "APHMNC": plan.aph_mnc, "APHCD3": plan.aph_cd3})
-            self.rec.add("APH", plan.subj, "APH", values, date=plan.aph_date)
+            r = self.rec.add("APH", plan.subj, "APH", {**values, "APHDAT": c.iso(plan.aph_date),
+                                                       "APHMNC": plan.aph_mnc, "APHCD3": plan.aph_cd3},
+                             date=plan.aph_date)
+            if r is not None and plan.aph_ci and plan.c1d1 < plan.aph_date:
+                # A transfer cut before the deferred apheresis has the contraindication only.
+                self.rec.add_earlier("APH", r, plan.subj, values, date=plan.c1d1)
         elif plan.aph_ci:
             # The contraindication is on file from C1D1 even before the deferred apheresis.
             self.rec.add("APH", plan.subj, "APH", values, date=plan.c1d1)
@@ -1327,7 +1331,7 @@ def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> S
         truths.append(_truth(plan, design))
     _mark_consolidation(truths, rec.records)
     return SimulatedStudy(study=study.study.studyid, seed=seed, transfer_date=transfer,
-                          records=rec.records, truth={"subjects": truths})
+                          records=rec.records, truth={"subjects": truths}, history=rec.history())
 
 
 def _first_time(times: dict[dt.date, str], date: dt.date, tim: str) -> None:

@@ -31,6 +31,9 @@ class SimulatedStudy:
     transfer_date: dt.date
     records: dict[str, list[dict[str, Any]]]
     truth: dict[str, Any] = field(default_factory=dict)
+    # Each record's own date and earlier versions (simulate.common.RecordHistory), so the
+    # transfer can be cut at an earlier date (simulate/cut.py); never exported.
+    history: Any = None
 
     def n_records(self) -> int:
         return sum(len(v) for v in self.records.values())

@@ -309,7 +309,8 @@ class _Trial:
             if c["n_dlt"] is not None:
                 assert c["n_dlt"] == sum(by_id[s]["dlt"] for s in c["subjects"]), "DLT truth mismatch"
         records = {k: v for k, v in rec.records.items()}
-        return SimulatedStudy(self.study.study.studyid, self.seed, transfer, records, truth)
+        return SimulatedStudy(self.study.study.studyid, self.seed, transfer, records, truth,
+                              history=rec.history())
 
 
 # =============================================================================================

@@ -1,6 +1,7 @@
 """Simulate a study and deliver it as an EDC transfer folder (CSV or ODM), faults optional."""
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import shutil
 from dataclasses import dataclass, field
@@ -10,19 +11,41 @@ from clinpipe.config import load_study
 from clinpipe.errors import ClinpipeError
 from edc.forms import load_forms
 from simulate import faults as fault_mod
+from simulate.cut import cut_transfer
 from simulate.model import SimulatedStudy
 
 SIMULATORS = {"RS001": "simulate.rs001", "GLOCART": "simulate.glocart"}
 FORMATS = ("csv", "odm")
 
 
-def simulate_study(study: str, n_subjects: int, seed: int, root: Path | None = None) -> SimulatedStudy:
+def simulate_study(study: str, n_subjects: int, seed: int, root: Path | None = None,
+                   transfer_date: dt.date | None = None) -> SimulatedStudy:
+    """Simulate `study`; with `transfer_date`, the transfer the EDC would have delivered on that
+    earlier date: the same subjects and histories as the default transfer (same seed), cut
+    there (simulate/cut.py). A date after the study's own cut-off is refused: the simulated
+    histories end there."""
     if study not in SIMULATORS:
         raise ClinpipeError(f"no simulator for study {study!r}", hint=f"use one of {sorted(SIMULATORS)}")
     if n_subjects < 1:
         raise ClinpipeError("--subjects must be at least 1")
     module = importlib.import_module(SIMULATORS[study])
-    return module.run(load_study(study, root), load_forms(study, root), n_subjects, seed)
+    forms = load_forms(study, root)
+    sim = module.run(load_study(study, root), forms, n_subjects, seed)
+    if transfer_date is None or transfer_date == sim.transfer_date:
+        return sim
+    if transfer_date > sim.transfer_date:
+        raise ClinpipeError(
+            f"--transfer-date {transfer_date} is after {study}'s simulated data cut-off "
+            f"{sim.transfer_date} (seed {seed}, {n_subjects} subjects)",
+            hint=f"give a date on or before {sim.transfer_date}: the simulated histories end there")
+    first = min(sim.history.dates["IC"], default=None)
+    if first is None or transfer_date < first:
+        raise ClinpipeError(
+            f"--transfer-date {transfer_date} is before {study}'s first consent ({first}): "
+            f"the transfer would hold no subject", hint=f"give a date from {first} on")
+    date_fields = {f.oid: tuple(fd.oid for fd in f.fields if fd.type == "date") for f in forms.forms}
+    form_fields = {f.oid: tuple(fd.oid for fd in f.fields) for f in forms.forms}
+    return cut_transfer(sim, transfer_date, date_fields, form_fields)
 
 
 def ensure_new_folder(outdir: Path) -> None:
