@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from clinpipe.config import load_study
 from clinpipe.errors import ConfigError
 from edc.forms import FormsConfig, load_forms
@@ -200,11 +202,21 @@ def _kind(sv: VarSpec) -> str:
     return "Derived"
 
 
-def _algorithm_text(sv: VarSpec) -> str:
+def _algorithm_text(sv: VarSpec) -> tuple[str, str]:
+    """(what the algorithm does, the spec's rule) for a MethodDef."""
     doc = first_paragraph(type(ALGORITHMS[sv.algorithm]).__doc__)
     options = ", ".join(f"{k}: {v}" for k, v in sv.options.items())
-    rule = f"{sv.algorithm}: {sv.arg}" + (f" ({options})" if options else "")
-    return f"{doc} Rule: {rule}." if doc else f"Rule: {rule}."
+    return doc, f"{sv.algorithm}: {sv.arg}" + (f" ({options})" if options else "")
+
+
+def _method_text(parts: list[tuple[str, str, str]]) -> str | None:
+    """One description per algorithm, then each spec's rule (named by file when several)."""
+    if not parts:
+        return None
+    docs = " ".join(dict.fromkeys(d for d, _, _ in parts if d))
+    files = {f for _, _, f in parts}
+    rules = "; ".join(dict.fromkeys(f"{r} [{f}]" if len(files) > 1 else r for _, r, f in parts))
+    return f"{docs} Rule: {rules}." if docs else f"Rule: {rules}."
 
 
 def _origin(f: DatasetFile, name: str, spec_vars: list[tuple[DomainSpec, VarSpec]], forms: FormsConfig):
@@ -225,7 +237,7 @@ def _origin(f: DatasetFile, name: str, spec_vars: list[tuple[DomainSpec, VarSpec
             if kind != "Collected":
                 origins.append(Origin(kind, SPONSOR))
             if kind == "Derived":
-                methods.append(_algorithm_text(sv))
+                methods.append((*_algorithm_text(sv), spec.path.name))
             if (c := _comment_above(spec.path, sv.line)):
                 comments.append(c)
         if collected:
@@ -233,7 +245,7 @@ def _origin(f: DatasetFile, name: str, spec_vars: list[tuple[DomainSpec, VarSpec
                               f"{', '.join(dict.fromkeys(flds))}" for form, flds in sorted(collected.items()))
             origins.append(Origin("Collected", INVESTIGATOR, where))
         origins = sorted(set(origins), key=lambda o: (o.type, o.description))
-        method = " ".join(dict.fromkeys(methods)) or None
+        method = _method_text(methods)
         return origins, method, " ".join(dict.fromkeys(comments)) or None
     if name == "STUDYID":
         return [Origin("Protocol", SPONSOR)], None, None
@@ -279,23 +291,19 @@ def _header_comment(path: Path) -> str:
 
 # -- value-level metadata -------------------------------------------------------------------------
 
-def _vlm_shape(name: str, values: list, parent: Var) -> Var:
-    """A VLM row's type and length from the values one test (or QNAM) holds."""
-    texts = [str(v) for v in values]
+def _vlm_shape(name: str, values: pd.Series, parent: Var) -> Var:
+    """A VLM row's type and length from the values one test (or QNAM) holds (vectorised: a
+    10,000-subject LB has many distinct results per test)."""
+    texts = values.astype(str)
+    longest = int(texts.str.len().max()) if len(texts) else 0
     item = Var(name=name, label="", data_type="text", origins=parent.origins, method=parent.method)
-    iso = iso_type(name, max((len(t) for t in texts), default=0))
+    iso = iso_type(name, longest)
     if iso:
         item.data_type = iso
         return item
-    item.length = max((len(t) for t in texts), default=1)
-    nums = []
-    for t in texts:
-        try:
-            nums.append(float(t))
-        except ValueError:
-            break
-    if texts and len(nums) == len(texts):
-        decimals = max((len(t.split(".", 1)[1]) if "." in t else 0 for t in texts), default=0)
+    item.length = max(longest, 1)
+    if len(texts) and pd.to_numeric(texts, errors="coerce").notna().all():
+        decimals = int(texts.str.partition(".")[2].str.len().max())
         item.data_type = "float" if decimals else "integer"
         item.digits = decimals or None
     return item
@@ -316,7 +324,7 @@ def _findings_vlm(f: DatasetFile, variables: list[Var], own: list[DomainSpec]) -
     items = []
     for key, group in pairs.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        item = _vlm_shape(result, group[result].tolist(), parent)
+        item = _vlm_shape(result, group[result], parent)
         code = key[-1]
         item.label = names.get(code, code)[:40] if len(by) == 1 else f"{names.get(code, code)} ({key[0]})"[:200]
         items.append(ValueItem(Where(tuple(zip(by, key))), item))
@@ -337,7 +345,7 @@ def _supp_vlm(f: DatasetFile, parent_specs: list[DomainSpec], forms: FormsConfig
             origins = [Origin("Collected", INVESTIGATOR)]
             method, comment = None, "Text beyond 200 characters of the parent variable, in QNAM order."
         parent = Var("QVAL", "", "text", origins=origins, method=method)
-        item = _vlm_shape("QVAL", group["QVAL"].tolist(), parent)
+        item = _vlm_shape("QVAL", group["QVAL"], parent)
         item.label = labels.get(qnam, qnam)
         item.comment = comment
         item.mandatory = True          # a SUPP record exists only where the qualifier has a value
