@@ -67,6 +67,10 @@ class AdamRun:
     folder: Path
     validation: object = None
 
+    @property
+    def transfer(self) -> str:
+        return self.folder.parent.name
+
 
 def resolve_cutoff(sdtm: Sdtm, study, asked: dt.date | None) -> dt.date:
     if asked:
@@ -92,7 +96,18 @@ def _spec_hashes(study: str) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def _write_escalation(study_id, study, adsl, adae, cut, out_root, progress) -> None:
+def build_transfer(sdtm_dir: Path, cut: dt.date) -> str:
+    """The build (transfer) an ADaM belongs to: its SDTM's, else the data cut-off date (SDTM
+    written elsewhere, e.g. a public pilot study)."""
+    manifest = Path(sdtm_dir) / "manifest.json"
+    if manifest.is_file():
+        date = json.loads(manifest.read_text(encoding="utf-8")).get("transfer_date")
+        if date and date != "None":
+            return str(date)
+    return cut.isoformat()
+
+
+def _write_escalation(study_id, study, adsl, adae, cut, out_root, progress, transfer) -> None:
     from adam.escalation import compute_escalation_summary, dlt_disagreements
     from clinpipe.reports import write_report
 
@@ -100,7 +115,7 @@ def _write_escalation(study_id, study, adsl, adae, cut, out_root, progress) -> N
     disagree = dlt_disagreements(adae, study)
     meta = {"study": study_id, "data cut-off": cut.isoformat(), "MTD": statement,
             "rule": "3+3 (study.yaml escalation): DLT-evaluable escalation subjects, rule-based DLT (ADSL.DLTFL)"}
-    with staged_layer(study_id, "reports", out_root, replace=("dose_escalation",)) as folder:
+    with staged_layer(study_id, "reports", out_root, replace=("dose_escalation",), transfer=transfer) as folder:
         write_report(folder, "dose_escalation", f"{study_id}: 3+3 dose escalation",
                      {"dose levels": table, "DLT disagreements": disagree}, meta)
     progress(f"  {study_id}: 3+3: {statement} DLT calls: {len(disagree)} record(s) where the investigator "
@@ -126,11 +141,14 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     progress(f"  {study_id}: built ADaM {', '.join(datasets)} (cut-off {cut}; "
              f"{sum(frames.dropped.values())} SDTM records after it left out, {time.perf_counter() - t0:.1f} s)")
     written = {}
-    with staged_layer(study_id, "adam", out_root) as folder:
+    transfer = build_transfer(sdtm_dir, cut)
+    with staged_layer(study_id, "adam", out_root, transfer=transfer) as folder:
         for name, df in datasets.items():
             written[name] = write_adam(df, load_spec(name, study_id), folder)
         body = {
-            "study": study_id, "data_cutoff": cut.isoformat(), "sdtm_folder": str(Path(sdtm_dir).resolve()),
+            "study": study_id, "data_cutoff": cut.isoformat(), "transfer_date": transfer,
+            # relative, so that a build moved or rebuilt elsewhere has the same manifest bytes
+            "sdtm_folder": Path(os.path.relpath(Path(sdtm_dir).resolve(), folder.parent.resolve() / "adam")).as_posix(),
             "sdtm_files_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                                   for p in sorted(sdtm.files.values())},
             "spec_files_sha256": _spec_hashes(study_id),
@@ -144,25 +162,25 @@ def run_adam(study_id: str, sdtm_dir: str | Path, out_root: str | Path | None = 
     for info in written.values():
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     if getattr(study, "escalation", None) is not None and "DLTEVLFL" in datasets["ADSL"].columns:
-        _write_escalation(study_id, study, datasets["ADSL"], datasets["ADAE"], cut, out_root, progress)
+        _write_escalation(study_id, study, datasets["ADSL"], datasets["ADAE"], cut, out_root, progress, transfer)
     if os.environ.get("CLINPIPE_TIMINGS"):
         # wall seconds per builder (including reading the SDTM it asks for first), for the
         # benchmark; kept out of the outputs so that they stay byte-identical across runs
         Path(os.environ["CLINPIPE_TIMINGS"]).write_text(json.dumps(seconds, indent=2) + "\n", encoding="utf-8")
     data = {n: w.pop("data") for n, w in written.items()}
     validation = validate_adam(data, {n: load_spec(n, study_id) for n in data}, cut)
-    _write_conformance(study_id, validation, cut, out_root)
+    _write_conformance(study_id, validation, cut, out_root, transfer)
     progress(f"  {study_id}: wrote ADaM to {final} ({time.perf_counter() - t0:.1f} s); ADaM conformance: "
              f"{len(validation.open('ERROR'))} open ERROR, {len(validation.open('WARNING'))} WARNING")
     return AdamRun(study_id, cut, data, written, frames.dropped, final, validation)
 
 
-def _write_conformance(study_id, validation, cut, out_root) -> None:
+def _write_conformance(study_id, validation, cut, out_root, transfer) -> None:
     from clinpipe.reports import write_report
 
     meta = {"study": study_id, "data cut-off": cut.isoformat(),
             "standards": f"ADaMIG {IG_VERSION}, ADaM CT {CT_VERSION}",
             "rules": "ADS-* schemas from the dataset specs; AD001-AD007 ADaM rules (adam/validate.py)"}
-    with staged_layer(study_id, "reports", out_root, replace=("adam_conformance",)) as folder:
+    with staged_layer(study_id, "reports", out_root, replace=("adam_conformance",), transfer=transfer) as folder:
         write_report(folder, "adam_conformance", f"{study_id}: ADaM conformance",
                      {"details": validation.findings, "summary": validation.summary()}, meta)

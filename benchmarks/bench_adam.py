@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench_simulate import run  # same child-process timing
+from clinpipe.paths import study_out
 
 CLI = Path(sys.executable).with_name("clinpipe")
 READ_ONLY = ("from adam.read import read_sdtm; import sys; s = read_sdtm(sys.argv[1]); "
@@ -47,12 +48,12 @@ def main():
                 print(f"(simulated the export in {wall:.0f} s)")
             wall, _ = run([str(CLI), "sdtm", "--study", "RS001", "--transfer", str(transfer), "--out", str(work)])
             print(f"(built the SDTM in {wall:.0f} s)")
-            sdtm = work / "RS001" / "sdtm"
+            sdtm = study_out("RS001", "sdtm", work)
         wall, rss = run([sys.executable, "-c", READ_ONLY, str(sdtm)])
         print(f"read SDTM ({sdtm}): {wall:.1f} s, peak RSS {rss:.0f} MiB")
         os.environ["CLINPIPE_TIMINGS"] = str(work / "timings.json")
         wall, rss = run([str(CLI), "adam", "--study", "RS001", "--sdtm", str(sdtm), "--out", str(work / "out")])
-        manifest = json.loads((work / "out" / "RS001" / "adam" / "manifest.json").read_text())
+        manifest = json.loads((study_out("RS001", "adam", work / "out") / "manifest.json").read_text())
         rows = {name: d["rows"] for name, d in manifest["datasets"].items()}
         print(f"adam RS001 n={args.subjects}: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
               f"{sum(rows.values()):,} records in {len(rows)} datasets")

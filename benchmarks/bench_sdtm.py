@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench_simulate import run  # same child-process timing
+from clinpipe.paths import study_out
 
 CLI = Path(sys.executable).with_name("clinpipe")
 
@@ -40,9 +41,9 @@ def main():
             print(f"(simulated the export in {wall:.0f} s)")
         wall, rss = run([str(CLI), "sdtm", "--study", "RS001", "--transfer", str(transfer),
                          "--out", str(work / "out")])
-        manifest = json.loads((work / "out" / "RS001" / "sdtm" / "manifest.json").read_text())
+        manifest = json.loads((study_out("RS001", "sdtm", work / "out") / "manifest.json").read_text())
         rows = {name: d["rows"] for name, d in manifest["datasets"].items()}
-        size = sum(p.stat().st_size for p in (work / "out" / "RS001" / "sdtm").iterdir()) / 1e6
+        size = sum(p.stat().st_size for p in (study_out("RS001", "sdtm", work / "out")).iterdir()) / 1e6
         print(f"sdtm RS001 n={args.subjects}: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
               f"{sum(rows.values()):,} records in {len(rows)} datasets, {size:.0f} MB written")
         print("  " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 from bench_simulate import run, size_mb  # same child-process timing
+from clinpipe.paths import study_out
 
 CLI = Path(sys.executable).with_name("clinpipe")
 _LINE = re.compile(r"\[(\d+)/(\d+)\] (\S+) .*\(([\d,]+) ARD rows, ([\d.]+) s\)")
@@ -62,12 +63,12 @@ def main():
                 print(f"({step[0]}: {wall:.0f} s)")
         out = work / "tlf-out"
         wall, rss, log = run_logged([str(CLI), "tlf", "--study", "RS001", "--adam",
-                                     str(root / "RS001" / "adam"), "--out", str(out)],
+                                     str(study_out("RS001", "adam", root)), "--out", str(out)],
                                     work / "tlf.log")
-        folder = out / "RS001" / "tlf"
+        folder = study_out("RS001", "tlf", out)
         n_ard = sum(len(pd.read_parquet(p)) for p in (folder / "ard").glob("*.parquet"))
         lineage = len(pd.read_parquet(folder / "lineage.parquet", columns=["ARDROW"]))
-        subjects = len(pd.read_parquet(root / "RS001" / "adam" / "adsl.parquet", columns=["USUBJID"]))
+        subjects = len(pd.read_parquet(study_out("RS001", "adam", root) / "adsl.parquet", columns=["USUBJID"]))
         print(f"tlf RS001 n={subjects}: {wall:.1f} s, peak RSS {rss:.0f} MiB, "
               f"{len(list(folder.glob('*.rtf')))} outputs, {n_ard:,} ARD rows, "
               f"{lineage:,} lineage rows, {size_mb(folder):.0f} MB")

@@ -42,3 +42,7 @@ class ConfigError(ClinpipeError):
 
 class ExportError(ClinpipeError):
     """A raw EDC export cannot be read as delivered."""
+
+
+class OutputError(ClinpipeError):
+    """An output folder a step needs is missing or not what it should be."""

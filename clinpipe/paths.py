@@ -1,8 +1,10 @@
 """Where things live: the repository's data folders and the output contract.
 
-Output contract (used by every layer): results for a study go under `<out root>/<STUDY>/`
-in `sdtm/`, `adam/`, `tlf/`, `reports/` and `submission/`. The root is `out/` in the
-repository unless `--out` or `CLINPIPE_OUT` says otherwise.
+Output contract (used by every layer): one build per EDC transfer (data cut), under
+`<out root>/<STUDY>/<TRANSFER>/` in `sdtm/`, `adam/`, `tlf/`, `reports/` and `submission/`,
+TRANSFER being the transfer date (YYYY-MM-DD), so builds of different cuts never overwrite
+each other. `<out root>/<STUDY>/latest` points at the newest transfer built through to the
+end. The root is `out/` in the repository unless `--out` or `CLINPIPE_OUT` says otherwise.
 """
 from __future__ import annotations
 
@@ -34,10 +36,59 @@ def out_root(override: str | Path | None = None) -> Path:
     return Path(override or os.environ.get("CLINPIPE_OUT", REPO_ROOT / "out"))
 
 
-def study_out(study: str, layer: str, root: str | Path | None = None) -> Path:
+LATEST = "latest"
+
+
+def built_transfers(study: str, root: str | Path | None = None, layer: str | None = None) -> list[str]:
+    """The transfers built for a study (oldest first), only those holding `layer` if given."""
+    base = out_root(root) / study
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir()
+                  if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                  and p.name != LATEST and (layer is None or (p / layer).is_dir()))
+
+
+def build_dir(study: str, root: str | Path | None = None, transfer: str | None = None,
+              layer: str | None = None) -> Path:
+    """`<root>/<STUDY>/<TRANSFER>`; without a transfer, the newest build (holding `layer`)."""
+    if transfer:
+        return out_root(root) / study / str(transfer)
+    builds = built_transfers(study, root, layer)
+    if not builds:
+        from clinpipe.errors import OutputError
+
+        what = f"no {layer.upper() if layer in ('sdtm', 'adam', 'tlf') else layer or 'build'}"
+        raise OutputError(f"{what} built for {study} yet", file=out_root(root) / study,
+                          hint=f"run `clinpipe run --study {study}` first, or give the folder")
+    return out_root(root) / study / builds[-1]
+
+
+def study_out(study: str, layer: str, root: str | Path | None = None, transfer: str | None = None) -> Path:
+    """A layer's folder of one transfer's build (default: the newest build that has the layer)."""
     if layer not in LAYERS:
         raise ValueError(f"unknown output layer {layer!r}; one of {LAYERS}")
-    return out_root(root) / study / layer
+    return build_dir(study, root, transfer, None if transfer else layer) / layer
+
+
+def point_latest(study: str, root: str | Path | None = None, transfer: str | None = None) -> Path:
+    """Make `<root>/<STUDY>/latest` point at the newest transfer built through to the end
+    (a relative symlink, replaced atomically); an older cut rebuilt later does not move it."""
+    base = out_root(root) / study
+    link = base / LATEST
+    current = os.readlink(link) if link.is_symlink() else ""
+    target = max(current, transfer or "") or built_transfers(study, root)[-1]
+    if target != current:
+        tmp = base / f".{LATEST}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target, target_is_directory=True)
+        os.replace(tmp, link)
+    return link
+
+
+def transfer_id(transfer_date) -> str:
+    """The name of a transfer's build folder: its transfer date, ISO 8601."""
+    return transfer_date.isoformat() if hasattr(transfer_date, "isoformat") else str(transfer_date)
 
 
 def latest_transfer(study: str, raw_root: Path | None = None) -> Path:

@@ -1,13 +1,15 @@
-"""Per-study ADaM assets: one Dagster asset per ADaM dataset (group `<STUDY>_adam`), built
-together by one `adam.run` from the SDTM the study's SDTM assets wrote, downstream of their
-blocking conformance checks, each with its own blocking ADaM conformance check."""
+"""Per-study ADaM assets: one Dagster asset per ADaM dataset and transfer partition (group
+`<STUDY>_adam`), built together by one `adam.run` from the SDTM the partition's SDTM assets
+wrote, downstream of their blocking conformance checks, each with a blocking ADaM check."""
+
 import dagster as dg
 import pandas as pd
 
 from adam.metadata import spec_paths
 from adam.run import BUILDERS
-from clinpipe.paths import mappings_dir
-from pipelines.sdtm import expected_datasets
+from clinpipe.paths import mappings_dir, study_out
+from pipelines.common import RETRY, code_version, dataset_metadata, transfers, user_errors
+from pipelines.sdtm import expected_datasets, sdtm_key
 
 ALWAYS = ("ADSL", "ADAE")
 
@@ -17,34 +19,45 @@ def expected_adam(study: str) -> list[str]:
     return [n for n in BUILDERS if spec_paths(n, study, mappings_dir())]
 
 
+def adam_key(study: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([study, "adam", name])
+
+
 def build_adam_assets(study: str) -> dg.AssetsDefinition:
-    names = expected_adam(study)
-    outs = {n.lower(): dg.AssetOut(key=[study, "adam", n], group_name=f"{study}_adam", is_required=n in ALWAYS,
-                                   kinds={"python", "xpt"}, description=f"{study} ADaM {n}")
-            for n in names}
-    checks = [dg.AssetCheckSpec(name="adam_conformance", asset=dg.AssetKey([study, "adam", n]), blocking=True,
+    sdtm_always, _ = expected_datasets(study)
+    version = code_version(study, "adam")
+    specs = [dg.AssetSpec(adam_key(study, n), group_name=f"{study}_adam", skippable=n not in ALWAYS,
+                          kinds={"python", "xpt", "parquet"}, code_version=version,
+                          deps=[sdtm_key(study, d) for d in sdtm_always], owners=["team:adam-programming"],
+                          description=f"{study} ADaM {n} (ADaMIG 1.3): XPT v5 + parquet")
+             for n in expected_adam(study)]
+    checks = [dg.AssetCheckSpec(name="adam_conformance", asset=adam_key(study, n), blocking=True,
                                 description="No open ERROR finding (schemas from the ADaM dataset specs, "
                                             "rules AD001-AD007); WARNINGs pass with counts.")
               for n in ALWAYS]
-    sdtm_always, _ = expected_datasets(study)
 
-    @dg.multi_asset(name=f"{study}_adam", outs=outs, can_subset=False, check_specs=checks,
-                    deps=[dg.AssetKey([study, "sdtm", d]) for d in sdtm_always])
+    @dg.multi_asset(name=f"{study}_adam", specs=specs, check_specs=checks, can_subset=True,
+                    partitions_def=transfers(study), retry_policy=RETRY)
     def adam_datasets(context: dg.AssetExecutionContext):
         from adam.run import run_adam
-        from clinpipe.paths import study_out
 
-        run = run_adam(study, study_out(study, "sdtm"), progress=context.log.info)
+        with user_errors():
+            run = run_adam(study, study_out(study, "sdtm", transfer=context.partition_key),
+                           progress=context.log.info)
+        wanted = context.selected_asset_keys
         for name, df in run.datasets.items():
+            if adam_key(study, name) not in wanted:
+                continue
             info = run.written[name]
-            meta = {"rows": info["rows"], "variables": dg.MetadataValue.text(", ".join(df.columns)),
+            meta = {**dataset_metadata(info["parquet"], info["rows"]),
                     "xpt": dg.MetadataValue.path(str(info["xpt"])), "xpt_sha256": info["sha256"]["xpt"],
-                    "data_cutoff": run.cutoff.isoformat()}
+                    "data_cutoff": run.cutoff.isoformat(), "transfer": context.partition_key}
             if "PARAMCD" in df.columns:
                 meta["parameters"] = dg.MetadataValue.text(", ".join(sorted(df.PARAMCD.unique())))
-            yield dg.Output(df, output_name=name.lower(), metadata=meta)
+            yield dg.MaterializeResult(asset_key=adam_key(study, name), metadata=meta)
         for name in ALWAYS:
-            yield adam_check(study, name, run.validation)
+            if adam_key(study, name) in wanted:
+                yield adam_check(study, name, run.validation)
 
     return adam_datasets
 
@@ -55,7 +68,7 @@ def adam_check(study: str, dataset: str, validation) -> dg.AssetCheckResult:
     errors, warnings = mine[mine.SEVERITY == "ERROR"], mine[mine.SEVERITY == "WARNING"]
     first = pd.concat([errors, warnings]).head(5)
     return dg.AssetCheckResult(
-        asset_key=dg.AssetKey([study, "adam", dataset]), check_name="adam_conformance", passed=errors.empty,
+        asset_key=adam_key(study, dataset), check_name="adam_conformance", passed=errors.empty,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"open_errors": len(errors), "warnings": len(warnings),
                   "first_findings": dg.MetadataValue.md(first.to_markdown(index=False) if len(first) else "none")})

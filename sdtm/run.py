@@ -1,5 +1,6 @@
-"""Raw transfer -> `out/<STUDY>/sdtm/` (XPT v5 + parquet per dataset, manifest.json) and
-`out/<STUDY>/reports/sdtm_reconciliation.*` (reconciliation, rejections, mapping issues).
+"""Raw transfer -> `out/<STUDY>/<TRANSFER>/sdtm/` (XPT v5 + parquet per dataset, manifest.json)
+and `.../reports/sdtm_reconciliation.*` (reconciliation, rejections, mapping issues), TRANSFER
+being the export's transfer date.
 
 Both layers are staged: a failed run leaves the previous good SDTM and reports as they were.
 The same inputs give byte-identical files (the XPT header time is the transfer date).
@@ -16,6 +17,7 @@ import pandas as pd
 
 from clinpipe.config import load_study
 from clinpipe.outputs import staged_layer
+from clinpipe.paths import transfer_id
 from clinpipe.reports import write_report
 from edc.read import RawTransfer, read_transfer
 from edc.transfer import generator_version
@@ -34,6 +36,11 @@ class SdtmRun:
     datasets: dict[str, pd.DataFrame]
     written: dict[str, dict]
     folder: Path
+
+    @property
+    def transfer(self) -> str:
+        """The build's transfer id (the name of the folder holding sdtm/)."""
+        return self.folder.parent.name
 
 
 def sdtm_datasets(raw: RawTransfer, build: SdtmBuild) -> dict[str, pd.DataFrame]:
@@ -73,7 +80,8 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
              f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
-    with staged_layer(study, "sdtm", out_root) as folder:
+    transfer = transfer_id(raw.transfer_date or stamp.date())
+    with staged_layer(study, "sdtm", out_root, transfer=transfer) as folder:
         for name, df in datasets.items():
             written[name] = write_dataset(df, name, folder, timestamp=stamp)
         # Keep the frames as written (conformed: Num as float), so validation sees what a reviewer reads.
@@ -83,7 +91,7 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     final = folder.parent / "sdtm"
     for info in written.values():  # the staging folder became `final`
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
-    _write_reports(study, raw, build, written, out_root)
+    _write_reports(study, raw, build, written, out_root, transfer)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, raw, build, datasets, written, final)
 
@@ -131,7 +139,8 @@ def _write_manifest(folder: Path, raw: RawTransfer, build: SdtmBuild, written: d
     (folder / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict, out_root) -> None:
+def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict, out_root,
+                   transfer: str) -> None:
     summary = pd.DataFrame([(n, metadata.domain(n).label, w["rows"]) for n, w in written.items()],
                            columns=["DATASET", "LABEL", "RECORDS"])
     meta = {"study": study, "transfer date": str(raw.transfer_date), "raw format": raw.format,
@@ -139,7 +148,7 @@ def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict
             "rule": "every raw record is mapped or rejected with a reason; UNACCOUNTED must be 0; "
                     "every collected field is mapped or listed as not submitted with a reason "
                     "(field coverage); UNMAPPED must be none"}
-    with staged_layer(study, "reports", out_root, replace=("sdtm_",)) as folder:
+    with staged_layer(study, "reports", out_root, replace=("sdtm_",), transfer=transfer) as folder:
         write_report(folder, "sdtm_reconciliation", f"{study}: raw to SDTM reconciliation",
                      {"reconciliation": build.reconciliation, "field coverage": build.field_coverage,
                       "rejections": build.rejections,

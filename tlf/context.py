@@ -29,6 +29,7 @@ class TlfContext:
     sdtm_dir: Path | None = None
     manifest_sha256: str = ""
     config: object = None
+    transfer: str = ""                              # the build's transfer (ADaM manifest)
     _cache: dict = field(default_factory=dict)
     _full: set = field(default_factory=set)         # datasets read with every column
     _names: dict = field(default_factory=dict)      # dataset -> its parquet's columns
@@ -44,9 +45,10 @@ class TlfContext:
         # what was built from what, without where: two clones give the same run id
         raw = json.dumps({k: v for k, v in body.items() if k != "sdtm_folder"},
                          sort_keys=True).encode()
+        # relative to the ADaM folder (older manifests: absolute)
         return cls(study, adam_dir, catalog, str(body.get("data_cutoff", "")),
-                   Path(sdtm) if sdtm else None, hashlib.sha256(raw).hexdigest(),
-                   load_study(study))
+                   (Path(adam_dir) / sdtm).resolve() if sdtm else None, hashlib.sha256(raw).hexdigest(),
+                   load_study(study), str(body.get("transfer_date") or body.get("data_cutoff", "")))
 
     def has(self, name: str) -> bool:
         return (self.adam_dir / f"{name.lower()}.parquet").is_file()

@@ -95,7 +95,7 @@ def run_tlf(study: str, adam_dir: Path | None = None, out_root=None, only: list[
     rid = run_id(ctx, catalog)
     specs = [o for o in catalog.outputs if not only or o.id in only]
     index_rows, ards, lineage = [], {}, LineageWriter()
-    with staged_layer(study, "tlf", out_root) as folder:
+    with staged_layer(study, "tlf", out_root, transfer=ctx.transfer) as folder:
         for i, spec in enumerate(specs, 1):
             t1 = time.perf_counter()
             result = build_output(ctx, spec)
@@ -114,7 +114,7 @@ def run_tlf(study: str, adam_dir: Path | None = None, out_root=None, only: list[
         index = pd.DataFrame(index_rows)
         write_index(folder, study, catalog, index, ctx.cutoff, rid)
         write_trace_pages(folder, study, ards, pages)
-    final = study_out(study, "tlf", out_root)
+    final = study_out(study, "tlf", out_root, ctx.transfer)
     progress(f"  {study}: wrote {len(specs)} TLF outputs to {final} "
              f"({time.perf_counter() - t0:.1f} s)")
     return TlfRun(study, final, index, rows)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from clinpipe.errors import ClinpipeError
-from clinpipe.paths import study_out
+from clinpipe.paths import build_dir, study_out
 
 _RAW_META = ("STUDYID", "SITEID", "FOLDERNAME", "FOLDERSEQ", "RECORDPOSITION", "RECORDACTIVE",
              "LASTMODIFIED")
@@ -17,10 +17,10 @@ class TraceError(ClinpipeError):
     """The output, row or lineage asked for does not exist."""
 
 
-def lineage_of(study: str, outid: str, ardrow: int, out_root=None
+def lineage_of(study: str, outid: str, ardrow: int, out_root=None, transfer: str | None = None
                ) -> tuple[pd.Series, pd.DataFrame]:
-    """(the ARD row, its lineage records) from out/<STUDY>/tlf."""
-    folder = study_out(study, "tlf", out_root)
+    """(the ARD row, its lineage records) from out/<STUDY>/<TRANSFER>/tlf."""
+    folder = study_out(study, "tlf", out_root, transfer)
     ard_path = folder / "ard" / f"{outid}.parquet"
     if not ard_path.is_file():
         raise TraceError(f"no ARD for output {outid}", file=ard_path,
@@ -35,10 +35,11 @@ def lineage_of(study: str, outid: str, ardrow: int, out_root=None
     return ard.iloc[ardrow - 1], lin.reset_index(drop=True)
 
 
-def raw_records(study: str, lin: pd.DataFrame, out_root=None) -> pd.DataFrame | None:
+def raw_records(study: str, lin: pd.DataFrame, out_root=None, transfer: str | None = None
+                ) -> pd.DataFrame | None:
     """The raw form records behind the lineage (FORM, RECORDID), read from the transfer the
     SDTM was built from; None when that transfer is not on this machine."""
-    manifest = study_out(study, "sdtm", out_root) / "manifest.json"
+    manifest = study_out(study, "sdtm", out_root, transfer) / "manifest.json"
     if not manifest.is_file():
         return None
     transfer = json.loads(manifest.read_text(encoding="utf-8")).get("raw_transfer")
@@ -59,8 +60,11 @@ def raw_records(study: str, lin: pd.DataFrame, out_root=None) -> pd.DataFrame | 
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def trace_number(study: str, outid: str, ardrow: int, out_root=None, with_raw: bool = True) -> str:
-    row, lin = lineage_of(study, outid, ardrow, out_root)
+def trace_number(study: str, outid: str, ardrow: int, out_root=None, with_raw: bool = True,
+                 transfer: str | None = None) -> str:
+    """The trace of one number of one build (default: the newest build with TLF outputs)."""
+    transfer = transfer or build_dir(study, out_root, layer="tlf").name
+    row, lin = lineage_of(study, outid, ardrow, out_root, transfer)
     cell = ", ".join(f"{k}={row[k]}" for k in ("GRP1LVL", "GRP2LVL", "PARAMCD", "VARLVL",
                                                   "TIMEPT") if row[k])
     lines = [(f"{study} {outid} ARD row {ardrow}: {row['STAT']} = {row['STATC']}"
@@ -71,7 +75,7 @@ def trace_number(study: str, outid: str, ardrow: int, out_root=None, with_raw: b
         lines.append(shown[["USUBJID", "ADDSN", "ADSEQ", "SRCDOM", "SRCSEQ", "FORM", "RECORDID"]]
                      .to_string(index=False))
     if with_raw and len(lin):
-        raw = raw_records(study, lin, out_root)
+        raw = raw_records(study, lin, out_root, transfer)
         if raw is None:
             lines.append("(raw transfer not found on this machine: raw records not shown)")
         elif len(raw):

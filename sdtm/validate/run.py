@@ -7,6 +7,7 @@ finding; waived findings stay in the reports, marked, with the reason and who ap
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def build_traces(build) -> pd.DataFrame:
 
 
 def write_conformance(validation: Validation, out_root: Path | None = None, queries: pd.DataFrame | None = None,
-                      meta: dict | None = None) -> Path:
+                      meta: dict | None = None, transfer: str | None = None) -> Path:
     details = validation.findings.sort_values(["SEVERITY", "RULE", "DATASET", "USUBJID", "SEQ"], kind="stable")
     sheets = {"summary": validation.summary(), "details": details.reset_index(drop=True)}
     if queries is not None:
@@ -154,7 +155,8 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
              "findings by severity": ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
              "waivers": "mappings/<STUDY>/waivers.yaml (reason and approver shown per finding)",
              **(meta or {})}
-    with staged_layer(validation.study, "reports", out_root, replace=("conformance.",)) as folder:
+    with staged_layer(validation.study, "reports", out_root, replace=("conformance.",),
+                      transfer=transfer) as folder:
         write_report(folder, "conformance", f"{validation.study}: SDTM conformance", sheets, about,
                      csv_sheet="details")
     return folder.parent / "reports" / "conformance.html"
@@ -167,5 +169,21 @@ def validate_run(run, out_root: Path | None = None, root: Path | None = None) ->
     study = run.study
     result = validate(run.datasets, load_study(study, root), load_waivers(study, root), study=study)
     queries = query_listing(result, build_traces(run.build), run.raw)
-    page = write_conformance(result, out_root, queries, {"SDTM": str(run.folder)})
+    # the reports go beside the SDTM they describe, in the same transfer's build
+    page = write_conformance(result, out_root or run.folder.parents[2], queries, {"SDTM": str(run.folder)},
+                             transfer=run.transfer)
     return result, page
+
+
+def report_transfer(study: str, folder: Path) -> str:
+    """Which build a validation of `folder` reports into: the build the folder belongs to, else
+    the transfer its manifest names, else `external` (never over the demo's own reports)."""
+    folder = Path(folder)
+    if folder.name == "sdtm" and folder.parent.parent.name == study:
+        return folder.parent.name
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        date = json.loads(manifest.read_text(encoding="utf-8")).get("transfer_date")
+        if date and date != "None":
+            return str(date)
+    return "external"

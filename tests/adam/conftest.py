@@ -3,6 +3,7 @@ each (study, subjects, seed) is built once per test session and shared read-only
 from __future__ import annotations
 
 import pytest
+from clinpipe.paths import study_out
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +23,8 @@ def simulated_adam(tmp_path_factory):
             sim = simulate_study(study, n, seed)
             deliver(sim, "csv", out / "raw")
             run_sdtm(study, out / "raw", out, progress=lambda m: None)
-            run = run_adam(study, out / study / "sdtm", out, progress=lambda m: None)
-            cache[key] = (sim, run, out / study / "sdtm")
+            run = run_adam(study, study_out(study, "sdtm", out), out, progress=lambda m: None)
+            cache[key] = (sim, run, study_out(study, "sdtm", out))
         return cache[key]
 
     return build

@@ -12,6 +12,7 @@ from adam.metadata import load_spec
 from adam.read import read_sdtm
 from adam.run import resolve_cutoff, run_adam
 from clinpipe.config import load_study
+from clinpipe.paths import built_transfers, study_out
 
 CUT = dt.date(2025, 5, 27)
 
@@ -143,7 +144,7 @@ def test_unknown_country_must_be_grouped_on_purpose(tmp_path):
 
 def test_run_writes_xpt_parquet_and_manifest(tmp_path):
     run = run_adam("RS001", _sdtm(tmp_path), tmp_path / "out", progress=lambda m: None)
-    folder = tmp_path / "out" / "RS001" / "adam"
+    folder = study_out("RS001", "adam", tmp_path / "out")
     # no LB/VS/EG/PC in this folder: those datasets are not built
     assert {p.name for p in folder.iterdir()} == {"manifest.json", *(f"{d}.{x}" for d in ("adsl", "adae", "adex")
                                                                      for x in ("xpt", "parquet"))}
@@ -172,7 +173,7 @@ def test_cli_bad_sdtm_is_one_clear_line_and_writes_nothing(tmp_path):
     res = CliRunner().invoke(main, ["adam", "--study", "RS001", "--sdtm", str(folder), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert "ACTARMCD" in res.output and "dm.parquet" in res.output and "Traceback" not in res.output
-    assert not (tmp_path / "o" / "RS001" / "adam").exists()
+    assert not built_transfers("RS001", tmp_path / "o", "adam")
     # an AE of a subject missing from DM: named, nothing written
     ae = pd.read_parquet(folder / "ae.parquet")
     (folder / "dm.parquet").unlink()
@@ -180,7 +181,7 @@ def test_cli_bad_sdtm_is_one_clear_line_and_writes_nothing(tmp_path):
     ae.assign(USUBJID=["RS001-999-999", "RS001-103-001", "RS001-103-001"]).to_parquet(folder / "ae.parquet")
     res = CliRunner().invoke(main, ["adam", "--study", "RS001", "--sdtm", str(folder), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "RS001-999-999" in res.output and "not in DM" in res.output, res.output
-    assert not (tmp_path / "o" / "RS001" / "adam").exists()
+    assert not built_transfers("RS001", tmp_path / "o", "adam")
 
 
 def test_rerun_is_byte_identical(tmp_path):
@@ -189,5 +190,5 @@ def test_rerun_is_byte_identical(tmp_path):
     b = run_adam("RS001", folder, tmp_path / "b", progress=lambda m: None)
     assert {n: w["sha256"] for n, w in a.written.items()} == {n: w["sha256"] for n, w in b.written.items()}
     manifest = "manifest.json"
-    assert (tmp_path / "a" / "RS001" / "adam" / manifest).read_bytes() == \
-        (tmp_path / "b" / "RS001" / "adam" / manifest).read_bytes()
+    assert (study_out("RS001", "adam", tmp_path / "a") / manifest).read_bytes() == \
+        (study_out("RS001", "adam", tmp_path / "b") / manifest).read_bytes()

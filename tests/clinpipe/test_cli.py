@@ -3,26 +3,43 @@ import pytest
 from click.testing import CliRunner
 
 from clinpipe.cli import main
+from clinpipe.paths import REPO_ROOT, study_out
 
 
-@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["sdtm"], ["validate"], ["adam"], ["demo"], ["studies"]])
+@pytest.mark.parametrize("args", [[], ["simulate"], ["read"], ["sdtm"], ["validate"], ["adam"], ["tlf"], ["trace"],
+                                  ["demo"], ["studies"], ["run"], ["package"], ["changes"], ["ui"]])
 def test_help_everywhere(args):
     res = CliRunner().invoke(main, args + ["--help"])
     assert res.exit_code == 0, res.output
     assert "Usage:" in res.output
 
 
-def test_demo_writes_raw_summary(tmp_path):
-    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One `clinpipe demo` of both studies (through Dagster), shared by the tests below."""
+    out = tmp_path_factory.mktemp("demo")
+    res = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_demo_writes_every_layer(demo):
+    tmp_path, output = demo
     for study in ("RS001", "GLOCART"):
-        reports = tmp_path / study / "reports"
+        transfers = sorted(p.name for p in (tmp_path / study).iterdir() if p.name != "latest")
+        assert transfers == sorted(p.name for p in (REPO_ROOT / "data" / "raw" / study).iterdir())
+        # the newest transfer is `latest`; each transfer is its own complete build
+        assert (tmp_path / study / "latest").resolve() == (tmp_path / study / transfers[-1]).resolve()
+        for t in transfers:
+            base = tmp_path / study / t
+            assert sorted(p.name for p in base.iterdir()) == ["adam", "reports", "sdtm", "submission", "tlf"]
+        reports = study_out(study, "reports", tmp_path)
         assert {p.name for p in reports.iterdir()} >= {"raw_summary.html", "raw_summary.xlsx",
                                                         "raw_summary.csv", "sdtm_reconciliation.html"}
-        assert (tmp_path / study / "sdtm" / "dm.xpt").is_file()
-        assert (tmp_path / study / "adam" / "adsl.xpt").is_file()
-        assert "CSV = ODM: identical frames" in res.output
-        _faulty_copy_is_reported(tmp_path / "with-faults" / study)
+        assert (study_out(study, "sdtm", tmp_path) / "dm.xpt").is_file()
+        assert (study_out(study, "adam", tmp_path) / "adsl.xpt").is_file()
+        assert "CSV = ODM: identical frames" in output
+        _faulty_copy_is_reported(study_out(study, "reports", tmp_path / "with-faults"))
 
 
 def _faulty_copy_is_reported(out):
@@ -34,34 +51,35 @@ def _faulty_copy_is_reported(out):
 
     from clinpipe.paths import faulty_data_dir, latest_transfer
 
-    faults = json.loads((latest_transfer(out.name, faulty_data_dir()) / "csv" / "faults.json").read_text())["faults"]
+    faults = json.loads((latest_transfer(out.parent.parent.name, faulty_data_dir()) / "csv" / "faults.json")
+                        .read_text())["faults"]
     assert {f["kind"] for f in faults} >= {"duplicate_record", "inactivated_record", "orphan_subject",
                                            "impossible_date", "unknown_code", "out_of_range"}
-    rec = pd.read_csv(out / "reports" / "sdtm_reconciliation.csv")
+    rec = pd.read_csv(out / "sdtm_reconciliation.csv")
     assert rec.UNACCOUNTED.sum() == 0
     rejected = {f["form"] for f in faults if f["kind"] in ("duplicate_record", "inactivated_record", "orphan_subject")}
     assert (rec.set_index("FORM").loc[sorted(rejected), "REJECTED"] >= 1).all()
-    findings = pd.read_excel(out / "reports" / "raw_summary.xlsx", sheet_name="findings", dtype=str)
+    findings = pd.read_excel(out / "raw_summary.xlsx", sheet_name="findings", dtype=str)
     found = set(zip(findings.form, findings.record, findings.field))
     for f in faults:
         if f["kind"] in ("impossible_date", "unknown_code", "out_of_range"):
             assert (f["form"], f["record"], f["field"]) in found, (f, found)
 
 
-def test_demo_failure_keeps_previous_outputs(tmp_path, monkeypatch):
-    ok = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
-    assert ok.exit_code == 0, ok.output
-    before = (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes()
-    dm_before = (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes()
-    index_before = (tmp_path / "RS001" / "tlf" / "index.csv").read_bytes()
+def test_demo_failure_keeps_previous_outputs(demo, monkeypatch):
+    tmp_path, _ = demo
+    tree = sorted(p.relative_to(tmp_path) for p in (tmp_path / "RS001").rglob("*"))
+    before = (study_out("RS001", "reports", tmp_path) / "raw_summary.csv").read_bytes()
+    dm_before = (study_out("RS001", "sdtm", tmp_path) / "dm.xpt").read_bytes()
+    index_before = (study_out("RS001", "tlf", tmp_path) / "index.csv").read_bytes()
     monkeypatch.setenv("CLINPIPE_RAW", str(tmp_path / "no-such-raw"))
     res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"])
     assert res.exit_code == 1
     assert "no transfer folder found" in res.output
-    assert (tmp_path / "RS001" / "reports" / "raw_summary.csv").read_bytes() == before
-    assert (tmp_path / "RS001" / "sdtm" / "dm.xpt").read_bytes() == dm_before
-    assert (tmp_path / "RS001" / "tlf" / "index.csv").read_bytes() == index_before
-    assert sorted(p.name for p in (tmp_path / "RS001").iterdir()) == ["adam", "reports", "sdtm", "tlf"]
+    assert (study_out("RS001", "reports", tmp_path) / "raw_summary.csv").read_bytes() == before
+    assert (study_out("RS001", "sdtm", tmp_path) / "dm.xpt").read_bytes() == dm_before
+    assert (study_out("RS001", "tlf", tmp_path) / "index.csv").read_bytes() == index_before
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "RS001").rglob("*")) == tree
 
 
 def test_read_missing_folder_is_one_clear_line(tmp_path):
@@ -84,11 +102,10 @@ def test_simulate_refuses_non_empty_folder(tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
-def test_validate_any_sdtm_folder_and_exit_codes(tmp_path):
+def test_validate_any_sdtm_folder_and_exit_codes(demo, tmp_path):
     import pandas as pd
 
-    assert CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--study", "RS001"]).exit_code == 0
-    sdtm = tmp_path / "RS001" / "sdtm"
+    sdtm = study_out("RS001", "sdtm", demo[0])
     ok = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(sdtm), "--out", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
     assert "0 open ERROR" in ok.output
@@ -102,7 +119,7 @@ def test_validate_any_sdtm_folder_and_exit_codes(tmp_path):
         df.to_parquet(other / p.name)
     bad = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(other), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 1, bad.output
-    details = pd.read_csv(tmp_path / "o2" / "RS001" / "reports" / "conformance.csv", keep_default_na=False)
+    details = pd.read_csv(study_out("RS001", "reports", tmp_path / "o2") / "conformance.csv", keep_default_na=False)
     hit = details[(details.DATASET == "AE") & (details.VARIABLE == "AESTDTC") & (details.VALUE == "2025-13-01")]
     assert len(hit) >= 1 and (hit.SEVERITY == "ERROR").all()
     missing = CliRunner().invoke(main, ["validate", "--study", "RS001", "--sdtm", str(tmp_path / "nope")])

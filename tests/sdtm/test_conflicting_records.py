@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from clinpipe.cli import main
 from clinpipe.paths import latest_transfer
+from clinpipe.paths import study_out
 
 
 def _transfer_with_second_dm(tmp_path):
@@ -29,7 +30,7 @@ def test_second_dm_record_with_other_sex_is_rejected_not_a_traceback(tmp_path):
                                     "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "Traceback" not in res.output
-    reports = tmp_path / "out" / "RS001" / "reports"
+    reports = study_out("RS001", "reports", tmp_path / "out")
     rej = pd.read_excel(reports / "sdtm_reconciliation.xlsx", sheet_name="rejections", dtype=str)
     (row,) = rej[rej.RECORDID == "999999"].itertuples(index=False)
     assert (row.FORM, row.SUBJECT, row.FIELD, row.VALUE) == ("DM", first["SUBJECT"], "SEX",
@@ -37,6 +38,6 @@ def test_second_dm_record_with_other_sex_is_rejected_not_a_traceback(tmp_path):
     assert f"RECORDID {first['RECORDID']} is kept" in row.REASON and "SEX" in row.REASON
     rec = pd.read_csv(reports / "sdtm_reconciliation.csv").set_index("FORM")
     assert rec.loc["DM", "REJECTED"] == 1 and rec["UNACCOUNTED"].sum() == 0
-    dm = pd.read_parquet(tmp_path / "out" / "RS001" / "sdtm" / "dm.parquet")
+    dm = pd.read_parquet(study_out("RS001", "sdtm", tmp_path / "out") / "dm.parquet")
     assert dm["USUBJID"].is_unique
     assert dm.loc[dm.USUBJID.str.endswith(first["SUBJECT"]), "SEX"].iloc[0] == first["SEX"]

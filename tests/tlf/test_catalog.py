@@ -8,6 +8,7 @@ import pytest
 from clinpipe.errors import ConfigError
 from clinpipe.paths import REPO_ROOT
 from tlf.catalog import load_catalog
+from clinpipe.paths import study_out
 
 REGISTRATIONS = REPO_ROOT / "docs" / "registrations"   # verbatim copies of ../shared/seeds
 
@@ -54,7 +55,7 @@ def _catalog_copy(tmp_path, monkeypatch, study="RS001"):
     root = tmp_path / "mappings"
     shutil.copytree(REPO_ROOT / "mappings", root)
     monkeypatch.setenv("CLINPIPE_MAPPINGS", str(root))
-    return root / study / "tlf"
+    return study_out(study, "tlf", root)
 
 
 BAD_ENTRIES = [

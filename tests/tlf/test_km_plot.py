@@ -14,6 +14,7 @@ from tlf.analyses.base import ALL
 from tlf.catalog import OutputSpec
 from tlf.context import TlfContext
 from tlf.format import DAYS_PER_MONTH
+from clinpipe.paths import study_out
 
 FIGURES = ["f-14-2-1", "f-14-2-2", "f-14-2-3", "f-14-2-4"]
 
@@ -26,7 +27,7 @@ def test_rerun_gives_identical_png_bytes(sample_tlf, tmp_path):
     for k in (1, 2):
         run_tlf("RS001", adam_dir=adam, out_root=tmp_path / f"r{k}", only=["f-14-2-3"],
                 progress=lambda m: None)
-        folder = tmp_path / f"r{k}" / "RS001" / "tlf" / "png"
+        folder = study_out("RS001", "tlf", tmp_path / f"r{k}") / "png"
         pngs.append({p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))})
     assert sorted(pngs[0]) == ["f-14-2-3-1.png", "f-14-2-3-2.png"]   # one per PARAMCD
     assert pngs[0] == pngs[1]

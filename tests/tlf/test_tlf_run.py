@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tlf.ard import ARD_COLUMNS, STATS
 from tlf.catalog import load_catalog
+from clinpipe.paths import study_out
 
 STUDIES = ["RS001", "GLOCART"]
 
@@ -73,7 +74,7 @@ def test_rerun_gives_identical_bytes(sample_tlf, tmp_path):
     s = sample_tlf["RS001"]
     run_tlf("RS001", adam_dir=s.base / "adam", out_root=tmp_path,
             progress=lambda m: None)
-    first, second = _digests(s.tlf), _digests(tmp_path / "RS001" / "tlf")
+    first, second = _digests(s.tlf), _digests(study_out("RS001", "tlf", tmp_path))
     assert first.keys() == second.keys()
     assert [k for k in first if first[k] != second[k]] == []
 
