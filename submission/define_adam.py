@@ -18,6 +18,7 @@ import numpy as np
 from adam import metadata as meta
 from clinpipe.config import load_study
 from clinpipe.errors import ConfigError
+from edc.export import generator_version
 from submission.define_codelists import CodelistCollector, sponsor_codelist
 from submission.define_data import MAX_DECIMALS, DatasetFile, DefineInputError, Folder
 from submission.define_model import (
@@ -63,7 +64,7 @@ def build_adam_define(study: str, folder: Folder, mappings: Path) -> Define:
     datasets.sort(key=lambda d: (d.name != "ADSL", d.name))
     standards = [STD_IG] + ([STD_OCCDS] if any(d.standard == STD_OCCDS.key for d in datasets) else [])
     return Define(study=study, title=config.study.title, layer="ADaM", as_of=folder.as_of,
-                  version=folder.manifest.get("code") or "clinpipe",
+                  version=folder.manifest.get("code") or generator_version(),
                   standards=[*standards, STD_CT, STD_CT_SDTM], datasets=datasets,
                   codelists=codelists.codelists())
 

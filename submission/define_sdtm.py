@@ -16,6 +16,7 @@ import pandas as pd
 
 from clinpipe.config import load_study
 from clinpipe.errors import ConfigError
+from edc.export import generator_version
 from edc.forms import FormsConfig, load_forms
 from sdtm import metadata as meta
 from sdtm import subject_elements, subject_visits, trial_design
@@ -72,7 +73,7 @@ def build_sdtm_define(study: str, folder: Folder, mappings: Path) -> Define:
     datasets = [_dataset(f, specs, forms, codelists) for f in folder.datasets.values()]
     datasets.sort(key=lambda d: (CLASS_ORDER.index(_ig_class(d.name)), d.name))
     return Define(study=study, title=config.study.title, layer="SDTM", as_of=folder.as_of,
-                  version=folder.manifest.get("code") or "clinpipe",
+                  version=folder.manifest.get("code") or generator_version(),
                   standards=[STD_IG, STD_CT], datasets=datasets, codelists=codelists.codelists())
 
 

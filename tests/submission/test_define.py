@@ -170,6 +170,12 @@ def test_vlm_for_lb_tests_and_supp_qualifiers(sample_build, defines):
     assert all(oid == "IT.LB.LBTESTCD" for ((oid, _),) in rows)
     assert mdv.find("odm:ItemDef[@OID='IT.LB.LBORRES']/def:ValueListRef", NS).get("ValueListOID") \
         == "VL.LB.LBORRES"
+    # RS: the same test code under several response criteria is told apart by RSCAT
+    rs = pq.read_table(sample_build["RS001"].sdtm / "rs.parquet", columns=["RSCAT", "RSTESTCD", "RSORRES"])
+    rs = rs.filter(pc.not_equal(rs["RSORRES"], ""))
+    pairs = set(zip(rs["RSCAT"].to_pylist(), rs["RSTESTCD"].to_pylist()))
+    rs_rows = vlm("VL.RS.RSORRES")
+    assert {(cat, code) for ((_, cat), (_, code)) in rs_rows} == pairs
     supp = pq.read_table(sample_build["RS001"].sdtm / "suppdm.parquet", columns=["QNAM", "QLABEL"])
     qrows = vlm("VL.SUPPDM.QVAL")
     assert {v for ((_, v),) in qrows} == set(supp["QNAM"].to_pylist())
