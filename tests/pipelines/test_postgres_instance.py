@@ -3,6 +3,7 @@ materialises on it and its events land in PostgreSQL's tables."""
 from __future__ import annotations
 
 import shutil
+from unittest import mock
 
 import dagster as dg
 import psycopg2
@@ -78,18 +79,60 @@ def test_materialisation_on_postgres_instance(postgres_server, tmp_path, monkeyp
     con.close()
 
 
-def test_both_instances_share_the_run_queue(tmp_path):
-    """SQLite for one user and PostgreSQL for a team queue runs alike: one run per study."""
+def test_both_instances_share_the_run_queue():
+    """SQLite for one user and PostgreSQL for a team queue runs alike."""
     local = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     team = yaml.safe_load(PG_YAML.read_text())
     assert local["concurrency"] == team["concurrency"]
     assert local["telemetry"] == team["telemetry"] == {"enabled": False}
+
+
+def test_run_queue_starts_one_run_per_study(tmp_path, monkeypatch):
+    """The queue daemon's own dequeue step on dagster.yaml's limits: of five queued runs it
+    starts the oldest of each study, and the next of a study once that one has finished."""
+    # Dagster's test launcher records launches instead of starting processes; the rest of the
+    # instance is dagster.yaml as committed
+    from dagster._core.remote_origin import (
+        RegisteredCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.test_utils import create_run_for_test
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    config["run_launcher"] = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    # dagster.yaml's storage paths are relative: keep them inside tmp
+    monkeypatch.chdir(home)
+    repo = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("pipelines.definitions"),
+                                  "__repository__")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        queue = instance.get_concurrency_config().run_queue_config
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-    assert queue.max_concurrent_runs == local["concurrency"]["runs"]["max_concurrent_runs"]
-    assert queue.tag_concurrency_limits == [
-        {"key": "study", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == config["concurrency"]["runs"]["max_concurrent_runs"]
+        names = {}
+        for name, study in (("rs1", "RS001"), ("rs2", "RS001"), ("gc1", "GLOCART"),
+                            ("gc2", "GLOCART"), ("rs3", "RS001")):
+            run = create_run_for_test(instance, job_name=f"{study}_refresh",
+                                      status=dg.DagsterRunStatus.QUEUED, tags={"study": study},
+                                      remote_job_origin=RemoteJobOrigin(repo, f"{study}_refresh"))
+            names[run.run_id] = name
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        workspace = mock.MagicMock(instance=instance)
+
+        def dequeue() -> list[str]:
+            before = {r.run_id for r in instance.run_launcher.queue()}
+            list(daemon.run_iteration(workspace))
+            return sorted(names[r.run_id] for r in instance.run_launcher.queue()
+                          if r.run_id not in before)
+
+        assert dequeue() == ["gc1", "rs1"]
+        assert dequeue() == []  # both studies busy
+        rs1 = next(i for i, n in names.items() if n == "rs1")
+        instance.report_run_failed(instance.get_run_by_id(rs1))
+        assert dequeue() == ["rs2"]
