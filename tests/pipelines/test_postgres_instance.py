@@ -66,6 +66,8 @@ def test_materialisation_on_postgres_instance(postgres_server, tmp_path, monkeyp
         assert meta["records"].value > 100
         assert meta["transfer_date"].value == latest_transfer("RS001").name
         assert other.get_run_by_id(run_id).is_success
+        if build_raw_asset("RS001").partitions_def is not None:
+            assert event.asset_materialization.partition == latest_transfer("RS001").name
 
     con = psycopg2.connect(**postgres_server.dsn(db=db, user=user, password=password))
     with con.cursor() as cur:
@@ -76,6 +78,10 @@ def test_materialisation_on_postgres_instance(postgres_server, tmp_path, monkeyp
         cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND asset_key = %s "
                     "AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id, key.to_string()))
         assert cur.fetchone()[0] == 1
+        if build_raw_asset("RS001").partitions_def is not None:
+            cur.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
+                        ("RS001_transfers",))
+            assert cur.fetchall() == [(latest_transfer("RS001").name,)]
     con.close()
 
 
