@@ -3,6 +3,9 @@ materialises on it and its events land in PostgreSQL's tables."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import dagster as dg
@@ -68,6 +71,13 @@ def test_materialisation_on_postgres_instance(postgres_server, tmp_path, monkeyp
         assert other.get_run_by_id(run_id).is_success
         if build_raw_asset("RS001").partitions_def is not None:
             assert event.asset_materialization.partition == latest_transfer("RS001").name
+
+    # what deploy/README.md tells an administrator to check
+    info = subprocess.run([str(Path(sys.executable).with_name("dagster")), "instance", "info"],
+                          cwd=home, capture_output=True, text=True, timeout=120, check=False)
+    assert info.returncode == 0, info.stderr[-2000:]
+    assert "run_storage: PostgresRunStorage" in info.stdout
+    assert "event_log_storage: PostgresEventLogStorage" in info.stdout
 
     con = psycopg2.connect(**postgres_server.dsn(db=db, user=user, password=password))
     with con.cursor() as cur:
