@@ -58,7 +58,10 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     except KeyError:
         pytest.fail("running as root but there is no `postgres` user to run the server as: "
                     + INSTALL_HINT, pytrace=False)
-    return ["runuser", "-u", "postgres", "--", *cmd]
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    if Path(runuser).is_file():
+        return [runuser, "-u", "postgres", "--", *cmd]
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *cmd]
 
 
 def _run(cmd: list[str], what: str, timeout: int = 60) -> None:
