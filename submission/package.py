@@ -45,9 +45,9 @@ def build_package(study: str, base: Path, progress=print) -> Package:
     from submission.define import validate_define, write_define
 
     base = Path(base)
-    for layer in ("sdtm", "adam", "tlf"):
+    for layer, name in (("sdtm", "SDTM"), ("adam", "ADaM"), ("tlf", "TLF")):
         if not (base / layer / ("index.csv" if layer == "tlf" else "manifest.json")).is_file():
-            raise OutputError(f"no complete {layer.upper()} build here", file=base / layer,
+            raise OutputError(f"no complete {name} build here", file=base / layer,
                               hint=f"run `clinpipe run --study {study}` for this transfer first")
     parts = layout(study)
     with staged_layer(study, "submission", base.parent.parent, transfer=base.name) as folder:
