@@ -263,6 +263,7 @@ def ui(host, port):
     env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(REPO_ROOT))}
     exe = str(Path(sys.executable).with_name("dagster"))
     click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+    os.chdir(REPO_ROOT)   # dagster.yaml's storage paths are relative to where Dagster starts
     os.execve(exe, [exe, "dev", "-m", "pipelines.definitions", "-h", host, "-p", str(port)], env)
 
 
