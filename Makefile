@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test venv lock clean-out help dagster samples test-tools
 
 help:
-	@echo "make demo   - raw -> reports for both studies on the bundled sample data (out/)"
+	@echo "make demo   - both studies on the bundled sample data through Dagster, raw -> submission (out/)"
 	@echo "make test   - run the test suite"
 	@echo "make dagster - the Dagster UI for both studies"
 	@echo "make lock   - re-pin requirements.lock from pyproject.toml (needs network)"
@@ -22,8 +22,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# The demo's Dagster runs go into the instance in this folder (dagster.yaml), so `make dagster`
+# shows them afterwards.
 demo: $(STAMP)
-	$(BIN)/clinpipe demo
+	DAGSTER_HOME=$(CURDIR) $(BIN)/clinpipe demo
 
 # Debian packages the tests use: LibreOffice and poppler for the RTF render check, the
 # PostgreSQL server for the PostgreSQL-backed Dagster instance, Chromium for the web-UI check.

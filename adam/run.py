@@ -1,4 +1,4 @@
-"""Build a study's ADaM datasets from an SDTM folder and write them, staged, to out/<STUDY>/adam.
+"""Build a study's ADaM datasets from an SDTM folder and write them, staged, to out/<STUDY>/<TRANSFER>/adam.
 
 The data cut-off is, in order: the one asked for (`--cutoff`), the SDTM's own TS DCUTDTC
 (SDTMIG 3.4: every submission states it), or a fixed date in study.yaml. It is recorded in the

@@ -1,6 +1,6 @@
 """Build a study's TLF outputs from its ADaM: catalogue -> ARD -> RTF / PNG, with lineage.
 
-Writes, staged (a failed run leaves the previous outputs as they were), `out/<STUDY>/tlf/`:
+Writes, staged (a failed run leaves the previous outputs as they were), `out/<STUDY>/<TRANSFER>/tlf/`:
 
     <id>.rtf                  every table, listing and figure
     png/<id>[-k].png          the figures as PNG (embedded in the figure RTFs)
