@@ -106,7 +106,8 @@ def report_changes(study: str, transfer: str, out_root: Path | None = None, prog
     from changes import compare_builds, write_change_report
 
     report = compare_builds(study, build_dir(study, out_root, previous), build_dir(study, out_root, transfer))
-    with staged_layer(study, "reports", out_root, replace=("changes",), transfer=transfer) as folder:
+    with staged_layer(study, "reports", out_root, replace=("changes.", "ard_changes."),
+                      transfer=transfer) as folder:
         paths = write_change_report(report, folder)
     html = build_dir(study, out_root, transfer) / "reports" / Path(paths["html"]).name
     progress(f"  {study}: changes since {previous} -> {html}")

@@ -75,6 +75,11 @@ def build_changes_asset(study: str) -> dg.AssetsDefinition:
         with user_errors():
             result = report_changes(study, context.partition_key, progress=context.log.info)
             point_latest(study, transfer=context.partition_key)
-        return dg.MaterializeResult(metadata=result)
+        meta = {k: v for k, v in result.items() if k not in ("top_moved_md", "datasets", "report")}
+        if "top_moved_md" in result:
+            meta["numbers_moved"] = dg.MetadataValue.md(result["top_moved_md"])
+            meta["datasets"] = dg.MetadataValue.json(result["datasets"])
+            meta["report"] = dg.MetadataValue.path(result["report"])
+        return dg.MaterializeResult(metadata=meta)
 
     return change_report

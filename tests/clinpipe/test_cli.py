@@ -39,7 +39,11 @@ def test_demo_writes_every_layer(demo):
         assert (study_out(study, "sdtm", tmp_path) / "dm.xpt").is_file()
         assert (study_out(study, "adam", tmp_path) / "adsl.xpt").is_file()
         assert "CSV = ODM: identical frames" in output
+        assert (tmp_path / study / transfers[-1] / "submission" / "manifest.json").is_file()
         _faulty_copy_is_reported(study_out(study, "reports", tmp_path / "with-faults"))
+    # RS001 has an interim cut: its newest build reports what changed since
+    changes = tmp_path / "RS001" / "latest" / "reports"
+    assert {"changes.html", "changes.xlsx"} <= {p.name for p in changes.iterdir()}
 
 
 def _faulty_copy_is_reported(out):
