@@ -69,6 +69,7 @@ samples: $(STAMP)
 	rm -rf data/raw/RS001 data/raw/GLOCART data/raw-faults/RS001 data/raw-faults/GLOCART
 	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format csv --out 'data/raw/RS001/{transfer_date}/csv'
 	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format odm --out 'data/raw/RS001/{transfer_date}/odm'
+	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format csv --transfer-date 2025-02-27 --out 'data/raw/RS001/{transfer_date}/csv'
 	$(BIN)/clinpipe simulate --study GLOCART --subjects 40 --seed 1 --format csv --out 'data/raw/GLOCART/{transfer_date}/csv'
 	$(BIN)/clinpipe simulate --study GLOCART --subjects 40 --seed 1 --format odm --out 'data/raw/GLOCART/{transfer_date}/odm'
 	$(BIN)/clinpipe simulate --study RS001 --subjects 36 --seed 1 --format csv --faults $(FAULTS) --out 'data/raw-faults/RS001/{transfer_date}/csv'

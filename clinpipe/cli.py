@@ -75,7 +75,10 @@ def main():
               "Kinds: duplicate_record, inactivated_record, impossible_date, unknown_code, "
               "missing_required, out_of_range, orphan_subject, non_ascii, long_text, "
               "truncated_file, wrong_encoding. Each is listed in faults.json.")
-def simulate(study, n_subjects, seed, fmt, outdir, faults):
+@click.option("--transfer-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="An earlier transfer of the same study (same seed): the same subjects and histories, "
+                   "cut at this date, YYYY-MM-DD (default: the study's own transfer date).")
+def simulate(study, n_subjects, seed, fmt, outdir, faults, transfer_date):
     """Generate a synthetic EDC transfer for STUDY (deterministic for a seed)."""
     from simulate import faults as fault_mod
     from simulate.run import deliver, ensure_new_folder, simulate_study
@@ -88,7 +91,7 @@ def simulate(study, n_subjects, seed, fmt, outdir, faults):
         ensure_new_folder(Path(outdir))
     t0 = time.perf_counter()
     click.echo(f"simulating {study}: {n_subjects:,} subjects, seed {seed}")
-    sim = simulate_study(study, n_subjects, seed)
+    sim = simulate_study(study, n_subjects, seed, transfer_date=transfer_date.date() if transfer_date else None)
     click.echo(f"  {sim.n_records():,} records in {len(sim.records)} forms, "
                f"transfer date {sim.transfer_date} ({time.perf_counter() - t0:.1f} s)")
     outdir = Path(outdir.replace("{transfer_date}", sim.transfer_date.isoformat()))
