@@ -6,11 +6,14 @@ Everything is merges and column-wise array comparisons: no loop over records.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from changes import keys as K
 from clinpipe.errors import OutputError
@@ -22,7 +25,6 @@ ARD_COLUMNS = ["OUTID", "CHANGE", "POP", "GRP1", "GRP1LVL", "GRP2", "GRP2LVL", "
                "STAT", "TIMEPT", "OLD_STATVAL", "NEW_STATVAL", "DELTA", "OLD_STATC", "NEW_STATC"]
 LAYERS = ("sdtm", "adam")
 _CHANGE_ORDER = {"added": 0, "removed": 1, "changed": 2, "moved": 2}
-_DUP = "_DUP"
 
 
 @dataclass
@@ -168,33 +170,74 @@ def _check_layers(old: Path, new: Path) -> list[str]:
 
 # --- comparing frames -------------------------------------------------------------------------
 
+def _is_cat(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype)
+
+
 def _numeric(s: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    return s.dtype.kind in "fiub"
 
 
-def differs(a: pd.Series, b: pd.Series) -> np.ndarray:
-    """Element-wise: do two aligned columns hold different values? Missing equals missing,
-    empty text equals missing, numbers equal within 1e-9 relative."""
-    if _numeric(a) and _numeric(b):
-        x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
-        same = np.isclose(x, y, rtol=1e-9, atol=0.0) | (np.isnan(x) & np.isnan(y))
-        return ~same
-    return K.as_text(a).to_numpy() != K.as_text(b).to_numpy()
+def codes(old: pd.Series, new: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Both columns as integer codes in one space (equal value, equal code); missing and empty
+    text are -1. Text columns arrive dictionary-encoded (categorical): only the categories are
+    compared, never the rows as Python strings."""
+    if _is_cat(old) and _is_cat(new):
+        cats = old.cat.categories.append(new.cat.categories).unique()
+        blank = cats.get_indexer([""])[0]
+        out = []
+        for s in (old, new):
+            where = cats.get_indexer(s.cat.categories)
+            c = s.cat.codes.to_numpy()
+            mapped = np.where(c >= 0, where[np.maximum(c, 0)] if len(where) else -1, -1)
+            if blank >= 0:
+                mapped[mapped == blank] = -1
+            out.append(mapped.astype(np.int64))
+        return out[0], out[1]
+    if (old.dtype != new.dtype and not (_numeric(old) and _numeric(new))) or _is_cat(old) or _is_cat(new):
+        arr = np.concatenate([K.as_text(old).to_numpy(), K.as_text(new).to_numpy()])
+    else:
+        arr = np.concatenate([old.to_numpy(), new.to_numpy()])
+    if arr.dtype == object:
+        arr = np.where(pd.isna(arr) | (arr == ""), None, arr)
+    c, _ = pd.factorize(arr)
+    return c[:len(old)].astype(np.int64), c[len(old):].astype(np.int64)
 
 
-def _count_dup_groups(frame: pd.DataFrame, keys: list[str]) -> int:
-    dup = frame.duplicated(keys, keep=False) & ~frame.duplicated(keys, keep="first")
-    return int(dup.sum())
+def differs_at(old: pd.Series, new: pd.Series, old_pos: np.ndarray, new_pos: np.ndarray) -> np.ndarray:
+    """For matched records (old_pos[i] <-> new_pos[i]): does the column's value differ? Missing
+    equals missing, empty text equals missing, numbers equal within 1e-9 relative."""
+    if _numeric(old) and _numeric(new):
+        x, y = old.to_numpy(dtype=float)[old_pos], new.to_numpy(dtype=float)[new_pos]
+        return ~(np.isclose(x, y, rtol=1e-9, atol=0.0) | (np.isnan(x) & np.isnan(y)))
+    a, b = codes(old, new)
+    return a[old_pos] != b[new_pos]
 
 
-def _keyed(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Key columns as text (so two builds' types never block the merge) and the order index
-    within a key group."""
-    out = frame.copy()
+def match(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Positions (old_pos, new_pos) of the records matched by `keys` (the n-th record of a key
+    group to the n-th), and the number of key groups with several records in old and new."""
+    n_o = len(old)
+    code = np.zeros(n_o + len(new), dtype=np.int64)
+    span = 1
     for k in keys:
-        out[k] = K.as_text(out[k])
-    out[_DUP] = out.groupby(keys, sort=False).cumcount() if keys else np.arange(len(out))
-    return out
+        a, b = codes(old[k], new[k])
+        c = np.concatenate([a, b]) + 1
+        radix = int(c.max(initial=0)) + 1
+        if span * radix >= 2 ** 62:             # keep the mixed-radix code within int64
+            code, uniq = pd.factorize(code)
+            code, span = code.astype(np.int64), len(uniq)
+        code, span = code * radix + c, span * radix
+    code, _ = pd.factorize(code)
+    code = code.astype(np.int64)
+    dup = np.concatenate([pd.Series(part).groupby(part).cumcount().to_numpy()
+                          for part in (code[:n_o], code[n_o:])])
+    pair = code * (int(dup.max(initial=0)) + 1) + dup
+    hit = pd.Index(pair[n_o:]).get_indexer(pair[:n_o])
+    old_pos = np.flatnonzero(hit >= 0)
+    counts_o = np.bincount(code[:n_o]) if n_o else np.zeros(0, dtype=np.int64)
+    counts_n = np.bincount(code[n_o:]) if len(new) else np.zeros(0, dtype=np.int64)
+    return old_pos, hit[old_pos], int((counts_o > 1).sum()), int((counts_n > 1).sum())
 
 
 def compare_frames(layer: str, dataset: str, old: pd.DataFrame, new: pd.DataFrame,
@@ -202,71 +245,86 @@ def compare_frames(layer: str, dataset: str, old: pd.DataFrame, new: pd.DataFram
     """Records added, removed and changed between two versions of one dataset, by `keys`;
     columns in `exclude` and sequence numbers are not compared."""
     keys = [k for k in keys if k in old.columns and k in new.columns]
+    old_pos, new_pos, dup_o, dup_n = match(old, new, keys)
     ch = DatasetChange(layer, dataset, "compared", tuple(keys), len(old), len(new),
-                       duplicate_keys_old=_count_dup_groups(old, keys) if keys else 0,
-                       duplicate_keys_new=_count_dup_groups(new, keys) if keys else 0,
+                       duplicate_keys_old=dup_o, duplicate_keys_new=dup_n,
                        variables_added=tuple(c for c in new.columns if c not in old.columns),
                        variables_removed=tuple(c for c in old.columns if c not in new.columns))
     values = [c for c in old.columns if c in new.columns and c not in keys and c not in exclude
               and not K.is_sequence(c)]
-    o, n = _keyed(old[[*keys, *values]], keys), _keyed(new[[*keys, *values]], keys)
-    m = o.merge(n, on=[*keys, _DUP], how="outer", suffixes=("_o", "_n"), indicator=True, sort=False)
-    side = m["_merge"].to_numpy()
-    both = np.flatnonzero(side == "both")
-    key_text = K.text_key(m, keys)
-    subj = (K.as_text(m["USUBJID"]) if "USUBJID" in m.columns else pd.Series("", index=m.index))
+    removed = np.setdiff1d(np.arange(len(old)), old_pos, assume_unique=True)
+    added = np.setdiff1d(np.arange(len(new)), new_pos, assume_unique=True)
     parts = []
-    for change, mask in (("added", side == "right_only"), ("removed", side == "left_only")):
-        idx = np.flatnonzero(mask)
-        if len(idx):
-            parts.append(pd.DataFrame({"CHANGE": change, "USUBJID": subj.to_numpy()[idx],
-                                       "KEY": key_text.to_numpy()[idx], "VARIABLE": "", "OLD": "", "NEW": ""}))
-    changed_rows = np.zeros(len(both), dtype=bool)
-    mb = m.iloc[both]
+    for change, frame, pos in (("added", new, added), ("removed", old, removed)):
+        if len(pos):
+            sub = frame.iloc[pos]
+            parts.append(pd.DataFrame({"CHANGE": change, "USUBJID": _subjects(sub),
+                                       "KEY": K.text_key(sub, keys).to_numpy(),
+                                       "VARIABLE": "", "OLD": "", "NEW": ""}))
+    changed_rows = np.zeros(len(old_pos), dtype=bool)
     for col in values:
-        diff = differs(mb[f"{col}_o"], mb[f"{col}_n"])
+        diff = differs_at(old[col], new[col], old_pos, new_pos)
         if not diff.any():
             continue
         changed_rows |= diff
-        idx = both[diff]
-        parts.append(pd.DataFrame({"CHANGE": "changed", "USUBJID": subj.to_numpy()[idx],
-                                   "KEY": key_text.to_numpy()[idx], "VARIABLE": col,
-                                   "OLD": K.as_text(mb[f"{col}_o"][diff]).to_numpy(),
-                                   "NEW": K.as_text(mb[f"{col}_n"][diff]).to_numpy()}))
-    ch.added, ch.removed = int((side == "right_only").sum()), int((side == "left_only").sum())
-    ch.changed = int(changed_rows.sum())
+        sub = old.iloc[old_pos[diff]]
+        parts.append(pd.DataFrame({"CHANGE": "changed", "USUBJID": _subjects(sub),
+                                   "KEY": K.text_key(sub, keys).to_numpy(), "VARIABLE": col,
+                                   "OLD": K.as_text(old[col].iloc[old_pos[diff]]).to_numpy(),
+                                   "NEW": K.as_text(new[col].iloc[new_pos[diff]]).to_numpy()}))
+    ch.added, ch.removed, ch.changed = len(added), len(removed), int(changed_rows.sum())
     detail = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RECORD_COLUMNS[2:])
     detail.insert(0, "DATASET", dataset)
     detail.insert(0, "LAYER", layer)
     return ch, detail[RECORD_COLUMNS]
 
 
+def _subjects(frame: pd.DataFrame) -> np.ndarray:
+    if "USUBJID" not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    return K.as_text(frame["USUBJID"]).to_numpy()
+
+
 def compare_ard(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """ARD rows that moved (STATVAL/STATC/UNIT/METHOD differ), appeared or disappeared."""
-    o, n = _keyed(old[ARD_KEY + ARD_VALUES], ARD_KEY), _keyed(new[ARD_KEY + ARD_VALUES], ARD_KEY)
-    m = o.merge(n, on=[*ARD_KEY, _DUP], how="outer", suffixes=("_o", "_n"), indicator=True, sort=False)
-    side = m["_merge"].to_numpy()
-    moved = np.zeros(len(m), dtype=bool)
-    both = side == "both"
+    old, new = old.reset_index(drop=True), new.reset_index(drop=True)
+    old_pos, new_pos, _, _ = match(old, new, ARD_KEY)
+    moved = np.zeros(len(old_pos), dtype=bool)
     for col in ARD_VALUES:
-        moved |= both & differs(m[f"{col}_o"], m[f"{col}_n"])
-    change = np.select([side == "right_only", side == "left_only", moved], ["added", "removed", "moved"], "")
-    keep = change != ""
-    r = m[keep]
-    out = pd.DataFrame({k: r[k].to_numpy() for k in ARD_KEY})
-    out.insert(1, "CHANGE", change[keep])
-    out["OLD_STATVAL"] = r["STATVAL_o"].to_numpy(dtype=float)
-    out["NEW_STATVAL"] = r["STATVAL_n"].to_numpy(dtype=float)
+        moved |= differs_at(old[col], new[col], old_pos, new_pos)
+    removed = np.setdiff1d(np.arange(len(old)), old_pos, assume_unique=True)
+    added = np.setdiff1d(np.arange(len(new)), new_pos, assume_unique=True)
+    o_idx = np.concatenate([old_pos[moved], removed])
+    out = pd.concat([pd.DataFrame({k: old[k].to_numpy()[o_idx] for k in ARD_KEY}),
+                     pd.DataFrame({k: new[k].to_numpy()[added] for k in ARD_KEY})], ignore_index=True)
+    out.insert(1, "CHANGE", ["moved"] * int(moved.sum()) + ["removed"] * len(removed) + ["added"] * len(added))
+    val_o, val_n = old["STATVAL"].to_numpy(dtype=float), new["STATVAL"].to_numpy(dtype=float)
+    txt_o, txt_n = K.as_text(old["STATC"]).to_numpy(), K.as_text(new["STATC"]).to_numpy()
+    none_a, none_r = np.full(len(added), np.nan), np.full(len(removed), np.nan)
+    out["OLD_STATVAL"] = np.concatenate([val_o[o_idx], none_a])
+    out["NEW_STATVAL"] = np.concatenate([val_n[new_pos[moved]], none_r, val_n[added]])
     out["DELTA"] = out["NEW_STATVAL"] - out["OLD_STATVAL"]
-    out["OLD_STATC"] = K.as_text(r["STATC_o"]).to_numpy()
-    out["NEW_STATC"] = K.as_text(r["STATC_n"]).to_numpy()
+    out["OLD_STATC"] = np.concatenate([txt_o[o_idx], np.full(len(added), "", dtype=object)])
+    out["NEW_STATC"] = np.concatenate([txt_n[new_pos[moved]], np.full(len(removed), "", dtype=object),
+                                       txt_n[added]])
     return out[ARD_COLUMNS]
 
 
 # --- builds -----------------------------------------------------------------------------------
 
+def read_dataset(path: Path) -> pd.DataFrame:
+    """A parquet dataset with its text columns dictionary-encoded (pandas categoricals): read
+    and compared without a Python string per value, which at 10,000 subjects is most of the time."""
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.read_table(path, read_dictionary=text).to_pandas(date_as_object=False)
+
+
 def _read_layer(folder: Path) -> dict[str, pd.DataFrame]:
-    return {name: pd.read_parquet(path) for name, path in _datasets(folder).items()}
+    paths = _datasets(folder)
+    with ThreadPoolExecutor(max_workers=4) as pool:      # parquet decoding releases the GIL
+        frames = list(pool.map(read_dataset, paths.values()))
+    return dict(zip(paths, frames))
 
 
 def _prepare(study: str, layer: str, frames: dict[str, pd.DataFrame],
