@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench_simulate import run  # same child-process timing
+
 from clinpipe.paths import study_out
 
 CLI = Path(sys.executable).with_name("clinpipe")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 from bench_simulate import run, size_mb  # same child-process timing
+
 from clinpipe.paths import study_out
 
 CLI = Path(sys.executable).with_name("clinpipe")

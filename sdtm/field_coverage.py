@@ -93,8 +93,7 @@ def spec_field_refs(spec) -> set[tuple[str, str]]:
         form, _, fld = ref.rpartition(".")
         form = form or spec.source
         for suffix in _SUFFIXES:
-            if fld.endswith(suffix):
-                fld = fld[: -len(suffix)]
+            fld = fld.removesuffix(suffix)
         if form:
             out.add((form, fld))
     return out
@@ -109,7 +108,7 @@ def field_coverage(forms: FormsConfig, specs: dict[str, list], not_submitted: di
             for ref in spec_field_refs(spec):
                 used.setdefault(ref, set()).add(spec.path.name)
     if element_rules is not None:
-        for etcd, top in element_rules.starts.items():
+        for top in element_rules.starts.values():
             for rule in (top, *top.by_arm.values()):
                 for ref in rule.raw_fields():
                     form, _, fld = ref.partition(".")
@@ -135,7 +134,7 @@ def form_field_summary(coverage: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.Index(coverage["FORM"].unique(), name="FORM"))
     out["FIELDS"] = coverage.groupby("FORM").size()
     for status, col in ((MAPPED, "FIELDS_MAPPED"), (NOT_SUBMITTED_STATUS, "FIELDS_NOT_SUBMITTED")):
-        out[col] = counts[status] if status in counts else 0
+        out[col] = counts.get(status, 0)
     for status, col in ((UNMAPPED, "FIELDS_UNMAPPED"), (STALE, "FIELDS_STALE")):
         bad = coverage[coverage["STATUS"] == status]
         out[col] = bad.groupby("FORM")["FIELD"].agg(", ".join)

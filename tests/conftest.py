@@ -52,7 +52,7 @@ def sample_build(tmp_path_factory) -> dict[str, SampleBuild]:
     from tlf.run import run_tlf
 
     root = tmp_path_factory.mktemp("sample_build")
-    quiet = lambda m: None  # noqa: E731
+    quiet = lambda m: None
     builds = {}
     for study in ("RS001", "GLOCART"):
         sdtm_run = run_sdtm(study, latest_transfer(study) / "csv", root, progress=quiet)

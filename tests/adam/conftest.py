@@ -3,6 +3,7 @@ each (study, subjects, seed) is built once per test session and shared read-only
 from __future__ import annotations
 
 import pytest
+
 from clinpipe.paths import study_out
 
 

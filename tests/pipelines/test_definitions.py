@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from clinpipe.paths import REPO_ROOT, latest_transfer, study_out
+from clinpipe.paths import REPO_ROOT, latest_transfer
 from pipelines.definitions import STUDIES, build_nightly_schedule, defs
 from pipelines.execute import materialise
 
@@ -82,7 +82,7 @@ def _materialisations(result):
 
 
 def test_one_sdtm_dataset_can_be_materialised_alone(refreshed, tmp_path):
-    out, transfer, _, instance = refreshed
+    _out, transfer, _, instance = refreshed
     os.environ["CLINPIPE_OUT"] = str(tmp_path)
     try:
         res = dg.materialize([defs.resolve_assets_def(dg.AssetKey(["RS001", "sdtm", "AE"]))],

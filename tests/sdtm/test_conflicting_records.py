@@ -7,8 +7,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from clinpipe.cli import main
-from clinpipe.paths import latest_transfer
-from clinpipe.paths import study_out
+from clinpipe.paths import latest_transfer, study_out
 
 
 def _transfer_with_second_dm(tmp_path):

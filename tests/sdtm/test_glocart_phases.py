@@ -23,7 +23,7 @@ def _coh(built) -> pd.DataFrame:
 
 
 def test_end_of_phase_1_decision_is_a_ds_disposition_event(built):
-    raw, b = built
+    _raw, b = built
     ds = b.datasets()["DS"]
     eop1 = ds[ds["DSSCAT"] == "STUDY TREATMENT"]
     coh = _coh(built)
@@ -42,7 +42,7 @@ def test_end_of_phase_1_decision_is_a_ds_disposition_event(built):
 
 
 def test_no_treated_subject_is_without_an_arm(built):
-    raw, b = built
+    _raw, b = built
     dm = b.datasets()["DM"]
     treated = dm[dm["RFXSTDTC"] != ""]
     decided = treated[treated["SUBJID"].isin(_coh(built)["SUBJECT"])]
@@ -92,7 +92,7 @@ def test_response_phase_is_the_epoch(built):
 
 
 def test_follow_up_of_a_phase_1_stopper_starts_at_the_decision(built):
-    raw, b = built
+    _raw, b = built
     ds = b.datasets()
     se, dm = ds["SE"], ds["DM"]
     stoppers = dm.loc[dm["ARMCD"] == "GLOFIT", "USUBJID"]

@@ -479,7 +479,7 @@ def test_baseline_classifications(built):
 def test_ldh_at_baseline_is_a_lab_glocart():
     """GLOCART's IPI LDH component: the screening LDH is an LB record with its unit and
     reference range (no SUPPMH LDHELEV); every enrolled subject has one."""
-    _, raw, b = _build("GLOCART")
+    _, _raw, b = _build("GLOCART")
     lb, dm = b.datasets()["LB"], b.datasets()["DM"]
     ldh = lb[(lb["LBTESTCD"] == "LDH") & (lb["VISIT"] == "SCREENING")]
     assert set(ldh["USUBJID"]) == set(dm.loc[dm["ARMNRS"] != "SCREEN FAILURE", "USUBJID"])
@@ -489,7 +489,7 @@ def test_ldh_at_baseline_is_a_lab_glocart():
 
 def test_lyric_indeterminate_kinds_in_stresc_rs001():
     """LYRIC IR1/IR2/IR3 stay apart in RSSTRESC (sponsor terms for CT INDETERMINATE RESPONSE)."""
-    _, raw, b = _build("RS001")
+    _, _raw, b = _build("RS001")
     rs = _from(b, "RS", "RSNHL")
     lyric = rs[rs["RSCAT"] == "LYRIC 2016"]
     ir = lyric[lyric["RSORRES"].str.startswith("IR")]

@@ -19,7 +19,7 @@ def built(request):
 
 
 def test_each_subsequent_therapy_is_one_cm_or_pr_record(built):
-    study, raw, b = built
+    _study, raw, b = built
     ds = b.datasets()
     stx = raw.frames["SUBTX"]
     assert len(stx), "the sample has subsequent therapy"
@@ -42,14 +42,14 @@ def test_each_subsequent_therapy_is_one_cm_or_pr_record(built):
 
 
 def test_survival_status_carries_no_new_therapy_qualifiers(built):
-    study, raw, b = built
+    _study, raw, b = built
     ds = b.datasets()
     assert set(ds["SUPPSS"]["QNAM"]) == {"LKADTC"}
     assert not {"NEWTX", "NEWTXDAT", "NEWTXTRT"} & set(raw.frames["SURV"].columns)
 
 
 def test_subsequent_therapy_starts_after_the_study_treatment_and_before_death(built):
-    study, raw, b = built
+    _study, _raw, b = built
     ds = b.datasets()
     dm = ds["DM"].set_index("USUBJID")
     for dom, st in (("CM", "CMSTDTC"), ("PR", "PRSTDTC")):

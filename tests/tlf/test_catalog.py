@@ -6,9 +6,8 @@ import shutil
 import pytest
 
 from clinpipe.errors import ConfigError
-from clinpipe.paths import REPO_ROOT
+from clinpipe.paths import REPO_ROOT, study_out
 from tlf.catalog import load_catalog
-from clinpipe.paths import study_out
 
 REGISTRATIONS = REPO_ROOT / "docs" / "registrations"   # verbatim copies of ../shared/seeds
 

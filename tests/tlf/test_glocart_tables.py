@@ -153,8 +153,8 @@ class _Ctx(SimpleNamespace):
 
 
 def _spec(**kw):
-    base = dict(id="t-99-1", type="table", title="x", population="SAFFL", datasets=["ADSL"],
-                analysis="x.y", total=True)
+    base = {"id": "t-99-1", "type": "table", "title": "x", "population": "SAFFL", "datasets": ["ADSL"],
+                "analysis": "x.y", "total": True}
     return OutputSpec(**{**base, **kw})
 
 

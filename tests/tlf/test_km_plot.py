@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from clinpipe.paths import study_out
 from tlf.analyses import km_plot
 from tlf.analyses.base import ALL
 from tlf.catalog import OutputSpec
 from tlf.context import TlfContext
 from tlf.format import DAYS_PER_MONTH
-from clinpipe.paths import study_out
 
 FIGURES = ["f-14-2-1", "f-14-2-2", "f-14-2-3", "f-14-2-4"]
 

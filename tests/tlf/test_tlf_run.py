@@ -11,9 +11,9 @@ import pyreadstat
 import pytest
 from click.testing import CliRunner
 
+from clinpipe.paths import study_out
 from tlf.ard import ARD_COLUMNS, STATS
 from tlf.catalog import load_catalog
-from clinpipe.paths import study_out
 
 STUDIES = ["RS001", "GLOCART"]
 
