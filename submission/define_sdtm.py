@@ -103,6 +103,11 @@ def _dataset(f: DatasetFile, specs: dict[str, list[DomainSpec]], forms: FormsCon
     own = specs.get(parent, []) if not supp else []
     keys = (own[0].keys and ["STUDYID", *own[0].keys]) if own else KEYS["SUPP" if supp else f.name] \
         if (supp or f.name in KEYS) else ["STUDYID", "USUBJID"]
+    topic = f"{f.name}TESTCD"
+    if own and dom.cls.upper().startswith("FINDINGS") and topic in f.columns and topic not in keys:
+        # a spec's keys give the record order within a subject (the form's item order for VS
+        # and EG); the SDTMIG key structure of a Findings domain names its test code
+        keys = [*keys[:2], topic, *keys[2:]]
     keys = [k for k in dict.fromkeys(keys) if k in f.columns]
     ds_cls = dom.cls.upper().replace("-", " ")
     variables = []

@@ -83,3 +83,13 @@ def test_literal_listing_text_and_empty():
     frame = pd.DataFrame({"A": [1.0, None], "B": [1.5, 2.0]})
     assert listing._text(frame.A).tolist() == ["1", ""]
     assert listing._text(frame.B).tolist() == ["1.5", "2"]
+
+
+def test_a_listing_with_no_records_is_an_empty_listing(sample_tlf):
+    """An early cut may have no DLT yet: an empty listing, not a crash (found building an
+    RS001 cut with 5 subjects)."""
+    ctx = _ctx(sample_tlf)
+    spec = _spec(dataset="ADAE", filter={"AESER": "no such value"},
+                 columns=[{"var": "USUBJID", "label": "Subject"}, {"var": "AEDECOD", "label": "Term"}])
+    res = listing.records(ctx, spec)
+    assert len(res.ard) == 0 and len(res.members) == 0

@@ -76,7 +76,8 @@ def listing_result(ctx, spec, df: pd.DataFrame, dataset: str, columns: list[dict
         raise TlfInputError(f"output {spec.id}: cannot sort by {bad}", hint="fix params.sort")
     rec = rec.sort_values([*sort, *([seq] if seq else [])], kind="stable").reset_index(drop=True)
     seqval = rec[seq].astype(float) if seq else pd.Series(np.nan, index=rec.index)
-    key = rec["USUBJID"].astype(str) + ((" " + seq + " " + seqval.map("{:.0f}".format))
+    # astype(str): an empty listing's map() gives float64, which text cannot be added to
+    key = rec["USUBJID"].astype(str) + ((" " + seq + " " + seqval.map("{:.0f}".format).astype(str))
                                         if seq else "")
     ard = finish_ard(pd.DataFrame({
         "OUTID": spec.id, "POP": groups.pop, "GRP1": rec["GRP1"], "GRP1LVL": rec["GRP1LVL"],
