@@ -61,38 +61,43 @@ def test_waiver_marks_and_unblocks():
     assert marked.WAIVED.tolist() == ["Y"] and "Data manager" in marked.WAIVER.iloc[0]
 
 
-def _faulty_transfer(tmp_path):
+def _faulty_transfer(raw_root):
     """An RS001 transfer whose DM has a sex code outside CT: an ERROR in DM."""
     study, forms = load_study("RS001"), load_forms("RS001")
     sim = simulate_study("RS001", 8, seed=3)
     frames = build_frames(sim, forms, study, sim.seed)
     frames["DM"].loc[0, ["SEX", "SEX_DEC"]] = ["X9", ""]
-    folder = tmp_path / sim.transfer_date.isoformat()
+    folder = raw_root / "RS001" / sim.transfer_date.isoformat()
     write_transfer(frames, forms, study, folder, format="csv", transfer_date=sim.transfer_date)
-    return folder
+    return folder.name
 
 
 def test_blocking_check_stops_downstream(tmp_path, monkeypatch):
+    import shutil
+
     from pipelines.raw import build_raw_asset
     from pipelines.sdtm import build_sdtm_assets
 
+    clean = latest_transfer("RS001")
     monkeypatch.setenv("CLINPIPE_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("CLINPIPE_RAW", str(tmp_path / "raw"))
     ran = []
 
-    @dg.asset(key=["RS001", "adam", "probe"], deps=[dg.AssetKey(["RS001", "sdtm", "DM"])])
+    @dg.asset(key=["RS001", "adam", "probe"], deps=[dg.AssetKey(["RS001", "sdtm", "DM"])],
+              partitions_def=dg.DynamicPartitionsDefinition(name="RS001_transfers"))
     def probe():
         ran.append(True)
 
-    defs = dg.Definitions(assets=[build_raw_asset("RS001"), build_sdtm_assets("RS001"), probe])
-    job = defs.get_implicit_global_asset_job_def()
-    cfg = {"ops": {"RS001__raw_export": {"config": {"transfer": str(_faulty_transfer(tmp_path))}}}}
-    result = job.execute_in_process(run_config=cfg, instance=dg.DagsterInstance.ephemeral(),
-                                    raise_on_error=False)
-    checks = {c.asset_key.path[-1]: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["DM"] is False
-    assert ran == [], "downstream asset ran although DM failed its blocking check"
+    assets = [build_raw_asset("RS001"), build_sdtm_assets("RS001"), probe]
+    faulty = _faulty_transfer(tmp_path / "raw")
+    shutil.copytree(clean, tmp_path / "raw" / "RS001" / clean.name)
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("RS001_transfers", [faulty, clean.name])
+        result = dg.materialize(assets, partition_key=faulty, instance=instance, raise_on_error=False)
+        checks = {c.asset_key.path[-1]: c.passed for c in result.get_asset_check_evaluations()}
+        assert checks["DM"] is False
+        assert ran == [], "downstream asset ran although DM failed its blocking check"
 
-    # the clean sample: the check passes and downstream runs
-    clean = {"ops": {"RS001__raw_export": {"config": {"transfer": str(latest_transfer("RS001"))}}}}
-    result = job.execute_in_process(run_config=clean, instance=dg.DagsterInstance.ephemeral())
-    assert result.success and ran == [True]
+        # the clean sample: the check passes and downstream runs
+        result = dg.materialize(assets, partition_key=clean.name, instance=instance)
+        assert result.success and ran == [True]

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from clinpipe.errors import ConfigError
-from clinpipe.paths import REPO_ROOT, study_out
+from clinpipe.paths import REPO_ROOT
 from tlf.catalog import load_catalog
 
 REGISTRATIONS = REPO_ROOT / "docs" / "registrations"   # verbatim copies of ../shared/seeds
@@ -54,7 +54,7 @@ def _catalog_copy(tmp_path, monkeypatch, study="RS001"):
     root = tmp_path / "mappings"
     shutil.copytree(REPO_ROOT / "mappings", root)
     monkeypatch.setenv("CLINPIPE_MAPPINGS", str(root))
-    return study_out(study, "tlf", root)
+    return root / study / "tlf"
 
 
 BAD_ENTRIES = [
