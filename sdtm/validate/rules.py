@@ -189,19 +189,20 @@ def arm_codes_in_ta(ds: Datasets, study=None) -> pd.DataFrame:
 
 
 def arm_null_needs_armnrs(ds: Datasets, study=None) -> pd.DataFrame:
-    """SDTMIG 3.4 DM: ARMCD/ACTARMCD are null exactly when ARMNRS gives the reason."""
+    """SDTMIG 3.4 DM: ARMNRS gives the reason when ARMCD or ACTARMCD is null (a screen
+    failure has neither; a subject ASSIGNED, NOT TREATED keeps the assigned ARMCD with a null
+    ACTARMCD), and is null when both are populated."""
     dm = ds["DM"]
     miss = _missing("XR021", "DM", dm, ["ARMCD", "ACTARMCD", "ARMNRS"], "arm reason unknown")
     if miss is not None:
         return miss
     reason = _text(dm, "ARMNRS") != ""
-    parts = []
-    for var in ("ARMCD", "ACTARMCD"):
-        empty = _text(dm, var) == ""
-        parts.append(make_findings("XR021", "ERROR", "DM", dm[empty & ~reason], var,
-                                   f"{var} is null but ARMNRS gives no reason"))
-        parts.append(make_findings("XR021", "ERROR", "DM", dm[~empty & reason], var,
-                                   f"{var} is populated although ARMNRS says the subject has no arm"))
+    empty = {var: _text(dm, var) == "" for var in ("ARMCD", "ACTARMCD")}
+    parts = [make_findings("XR021", "ERROR", "DM", dm[empty[var] & ~reason], var,
+                           f"{var} is null but ARMNRS gives no reason") for var in empty]
+    both = ~empty["ARMCD"] & ~empty["ACTARMCD"]
+    parts.append(make_findings("XR021", "ERROR", "DM", dm[both & reason], "ARMNRS",
+                               "ARMNRS gives a reason although ARMCD and ACTARMCD are both populated"))
     return _concat(parts)
 
 
@@ -640,7 +641,7 @@ RULES: tuple[Rule, ...] = (
          "SDTMIG 3.4 TA/EPOCH: EPOCH values come from the trial design", ("TA",), epoch_in_ta),
     Rule("XR020", "ERROR", "DM.ARMCD/ACTARMCD exist in TA",
          "SDTMIG 3.4 DM/TA: arm codes are the planned arms", ("DM", "TA"), arm_codes_in_ta),
-    Rule("XR021", "ERROR", "DM.ARMCD/ACTARMCD null exactly when ARMNRS is populated",
+    Rule("XR021", "ERROR", "DM.ARMNRS populated exactly when ARMCD or ACTARMCD is null",
          "SDTMIG 3.4 DM assumptions (ARMNRS)", ("DM",), arm_null_needs_armnrs),
     Rule("XR022", "ERROR", "one --STRESU per --TESTCD within a dataset",
          "SDTMIG 3.4 findings assumptions: standardized results in one unit", (), units_consistent),

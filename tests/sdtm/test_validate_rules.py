@@ -101,8 +101,9 @@ CASES = {
               {"TA": F({"ARMCD": ["A"], "EPOCH": ["SCREENING"]}), "AE": F({"USUBJID": [U1], "EPOCH": ["TREATMENT"]})}),
     "XR020": ({"DM": dm(), "TA": F({"ARMCD": ["A"], "EPOCH": ["SCREENING"]})},
               {"DM": dm(ACTARMCD=["A", "B"]), "TA": F({"ARMCD": ["A"], "EPOCH": ["SCREENING"]})}),
-    "XR021": ({"DM": dm(ARMNRS=["", "SCREEN FAILURE"], ARMCD=["A", ""], ACTARMCD=["A", ""])},
-              {"DM": dm(ARMCD=["A", ""], ACTARMCD=["A", ""])}),
+    # a screen failure has no arm; a subject assigned but never treated keeps the assigned arm
+    "XR021": ({"DM": dm(ARMNRS=["SCREEN FAILURE", "ASSIGNED, NOT TREATED"], ARMCD=["", "A"], ACTARMCD=["", ""])},
+              {"DM": dm(ARMNRS=["", "ASSIGNED, NOT TREATED"], ARMCD=["A", "A"], ACTARMCD=["", "A"])}),
     "XR022": ({"LB": F({"USUBJID": [U1, U1, U2], "LBTESTCD": ["HGB", "HGB", "HGB"], "LBSTRESU": ["g/L", "", "g/L"]})},
               {"LB": F({"USUBJID": [U1, U2], "LBTESTCD": ["HGB", "HGB"], "LBSTRESU": ["g/L", "g/dL"]})}),
     "XR023": ({"LB": F({"USUBJID": [U1, U1], "LBSTRESC": ["12.5", "NEGATIVE"], "LBSTRESN": [12.5, None]})},
