@@ -29,12 +29,14 @@ sys.exit(0 if res.success else print(failures(res)) or 1)
 
 
 def run(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process, its output discarded."""
+    """Wall seconds and peak RSS (MiB) of one child process; its output kept in a log file."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    log = Path(tempfile.gettempdir()) / "bench_orchestration_last.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
+        raise SystemExit(f"failed: {' '.join(cmd)} (its output: {log})")
     return time.perf_counter() - t0, usage.ru_maxrss / 1024
 
 
@@ -42,10 +44,10 @@ def both_ways(study: str, transfer: str, raw_root: Path, work: Path) -> None:
     env = {**os.environ, "CLINPIPE_RAW": str(raw_root)}
     env.pop("DAGSTER_HOME", None)   # an ephemeral instance: nothing kept
     rows = []
-    for how, cmd in (("in process (clinpipe run)", [str(BIN / "clinpipe"), "run", "--study", study,
+    for how, cmd in (("in-process (clinpipe run)", [str(BIN / "clinpipe"), "run", "--study", study,
                                                     "--transfer", transfer]),
                      ("Dagster submission_build", [sys.executable, "-c", DAGSTER_RUN, study, transfer])):
-        out = work / how.split()[0]
+        out = work / how.split()[0].lower()
         shutil.rmtree(out, ignore_errors=True)
         wall, rss = run(cmd, env={**env, "CLINPIPE_OUT": str(out)})
         rows.append((how, wall, rss))
@@ -58,13 +60,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, default=0, help="also a simulated RS001 of this many subjects")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-samples", action="store_true", help="skip the two sample studies")
     args = ap.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="clinpipe-bench-orch-"))
     try:
         from clinpipe.paths import latest_transfer, raw_data_dir
-        for study in ("RS001", "GLOCART"):
+        for study in () if args.no_samples else ("RS001", "GLOCART"):
             both_ways(study, latest_transfer(study).name, raw_data_dir(), work)
         if args.subjects:
             raw = work / "raw"
