@@ -29,7 +29,6 @@ from submission.define_model import (
     ValueItem,
     Var,
     Where,
-    iso_type,
 )
 from submission.define_sdtm import STD_CT as STD_CT_SDTM
 
@@ -145,17 +144,8 @@ def _variable(f: DatasetFile, vs: meta.VarSpec, codelists: CodelistCollector) ->
                                f"({vs.label!r})", file=f.xpt, record=f.name, field=name,
                                hint="rebuild the folder with the current pipeline")
     var = Var(name=name, label=vs.label, data_type="text", mandatory=vs.core == "Req")
-    if f.types[name] == "Char":
-        var.has_data = f.text_has_data(name)
-        iso = iso_type(name, f.max_text(name) if var.has_data else 0) if name.endswith("DTC") else None
-        var.data_type = iso or "text"
-        var.length = None if iso else f.lengths[name]
-    else:
-        stats = f.num_stats(name)
-        var.has_data = stats.has_data
-        var.data_type = "integer" if stats.integral else "float"
-        var.length = f.lengths[name]
-        var.digits = None if stats.integral else stats.decimals
+    f.shape(var)
+    if f.types[name] != "Char":
         var.display_format = vs.format
     if vs.origin == "Derived":
         var.origins, var.method = [Origin("Derived", SPONSOR)], vs.derivation

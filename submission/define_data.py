@@ -91,6 +91,24 @@ class DatasetFile:
         col = self.column(name)
         return int(pc.max(pc.utf8_length(col)).as_py() or 0)
 
+    def shape(self, var) -> None:
+        """A define Var's DataType, Length, SignificantDigits and whether the column holds data,
+        as written to the XPT (ISO 8601 text typed date/datetime/durationDatetime)."""
+        from submission.define_model import iso_type
+
+        name = var.name
+        if self.types[name] == "Char":
+            var.has_data = self.text_has_data(name)
+            iso = iso_type(name, self.max_text(name) if var.has_data else 0)
+            var.data_type = iso or "text"
+            var.length = None if iso else self.lengths[name]
+        else:
+            stats = self.num_stats(name)
+            var.has_data = stats.has_data
+            var.data_type = "integer" if stats.integral else "float"
+            var.length = self.lengths[name]
+            var.digits = None if stats.integral else stats.decimals
+
     def num_stats(self, name: str) -> NumStats:
         return num_stats(self.column(name))
 

@@ -152,7 +152,7 @@ def _variable(f: DatasetFile, name: str, vm: meta.VarMeta, own: list[DomainSpec]
                                f"{meta.IG_VERSION} label ({label!r})", file=f.xpt, record=f.name,
                                field=name, hint="rebuild the folder with the current pipeline")
     var = Var(name=name, label=label, data_type="text", mandatory=vm.core == "Req")
-    _shape(f, var)
+    f.shape(var)
     spec_vars = [(s, s.variables[name]) for s in own if name in s.variables]
     var.origins, var.method, var.comment = _origin(f, name, spec_vars, forms)
     codelist_ref = next((str(sv.options["codelist"]) for _, sv in spec_vars if "codelist" in sv.options),
@@ -163,22 +163,6 @@ def _variable(f: DatasetFile, name: str, vm: meta.VarMeta, own: list[DomainSpec]
             decodes = {r[name]: r[test] for r in f.pairs([name], test).to_pylist()}
         var.codelist = codelists.use(codelist_ref, f.values(name), var.data_type, decodes)
     return var
-
-
-def _shape(f: DatasetFile, var: Var) -> None:
-    """DataType, Length, SignificantDigits and whether the column holds data, as written."""
-    name = var.name
-    if f.types[name] == "Char":
-        var.has_data = f.text_has_data(name)
-        iso = iso_type(name, f.max_text(name) if var.has_data else 0)
-        var.data_type = iso or "text"
-        var.length = None if iso else f.lengths[name]
-    else:
-        stats = f.num_stats(name)
-        var.has_data = stats.has_data
-        var.data_type = "integer" if stats.integral else "float"
-        var.length = f.lengths[name]
-        var.digits = None if stats.integral else stats.decimals
 
 
 def _raw_fields(spec: DomainSpec, sv: VarSpec, forms: FormsConfig) -> list[str]:
