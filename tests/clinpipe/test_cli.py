@@ -138,3 +138,22 @@ def test_validate_corrupt_parquet_is_one_clear_line(tmp_path):
     assert "ae.parquet" in res.output and "not a readable parquet file" in res.output
     assert "Traceback" not in res.output
 
+
+
+def test_run_stops_at_open_errors_with_exit_1(tmp_path):
+    """The faulty sample copy has an open SDTM ERROR: `clinpipe run` maps and reports it, builds
+    nothing downstream (as Dagster's blocking check would) and exits 1, naming the report."""
+    from clinpipe.paths import faulty_data_dir, latest_transfer
+
+    res = CliRunner().invoke(main, ["run", "--study", "RS001", "--transfer",
+                                    str(latest_transfer("RS001", faulty_data_dir())), "--out", str(tmp_path)])
+    assert res.exit_code == 1, res.output
+    assert "stopped at SDTM conformance" in res.output and "conformance.html" in res.output
+    build = next((tmp_path / "RS001").iterdir())
+    assert sorted(p.name for p in build.iterdir()) == ["reports", "sdtm"]
+    assert not (tmp_path / "RS001" / "latest").exists()
+
+
+def test_unknown_study_lists_the_configured_ones():
+    res = CliRunner().invoke(main, ["run", "--study", "../mappings/RS001"])
+    assert res.exit_code == 2 and "unknown study" in res.output and "RS001" in res.output
