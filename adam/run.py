@@ -33,7 +33,7 @@ from adam.validate import validate_adam
 from adam.write import write_adam
 from clinpipe.config import load_study
 from clinpipe.outputs import staged_layer
-from clinpipe.paths import mappings_dir
+from clinpipe.paths import manifest_transfer, mappings_dir
 
 
 def _adsl(frames, study, built):
@@ -99,12 +99,7 @@ def _spec_hashes(study: str) -> dict[str, str]:
 def build_transfer(sdtm_dir: Path, cut: dt.date) -> str:
     """The build (transfer) an ADaM belongs to: its SDTM's, else the data cut-off date (SDTM
     written elsewhere, e.g. a public pilot study)."""
-    manifest = Path(sdtm_dir) / "manifest.json"
-    if manifest.is_file():
-        date = json.loads(manifest.read_text(encoding="utf-8")).get("transfer_date")
-        if date and date != "None":
-            return str(date)
-    return cut.isoformat()
+    return manifest_transfer(sdtm_dir) or cut.isoformat()
 
 
 def _write_escalation(study_id, study, adsl, adae, cut, out_root, progress, transfer) -> None:

@@ -36,7 +36,7 @@ def _study(ctx, param, value):
 def _transfer_folder(study: str, value: str | None) -> Path:
     """--transfer as a folder, or as a transfer name (its date) under data/raw/<STUDY>/."""
     from clinpipe.errors import ExportError
-    from clinpipe.paths import latest_transfer, raw_data_dir
+    from clinpipe.paths import latest_transfer, raw_data_dir, raw_transfers
 
     if not value:
         return latest_transfer(study)
@@ -45,7 +45,7 @@ def _transfer_folder(study: str, value: str | None) -> Path:
     named = raw_data_dir() / study / value
     if named.is_dir():
         return named
-    have = sorted(p.name for p in (raw_data_dir() / study).glob("*") if p.is_dir())
+    have = [p.name for p in raw_transfers(study)]
     raise ExportError(f"no transfer {value!r}", file=raw_data_dir() / study,
                       hint=f"give a transfer folder or one of: {', '.join(have) or 'none'}")
 
@@ -368,11 +368,11 @@ def validate(study, sdtm_dir, out_root):
 def studies():
     """List configured studies and their sample transfers."""
     from clinpipe.config import available_studies, load_study
-    from clinpipe.paths import raw_data_dir
+    from clinpipe.paths import raw_transfers
 
     for study in available_studies():
         cfg = load_study(study)
-        transfers = sorted(p.name for p in (raw_data_dir() / study).glob("*") if p.is_dir())
+        transfers = [p.name for p in raw_transfers(study)]
         click.echo(f"{study}: {cfg.study.title}")
         click.echo(f"  transfers: {', '.join(transfers) or 'none'}")
 

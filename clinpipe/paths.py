@@ -91,12 +91,29 @@ def transfer_id(transfer_date) -> str:
     return transfer_date.isoformat() if hasattr(transfer_date, "isoformat") else str(transfer_date)
 
 
+def raw_transfers(study: str, raw_root: Path | None = None) -> list[Path]:
+    """The study's delivered transfer folders, oldest first (named by transfer date)."""
+    base = (raw_root or raw_data_dir()) / study
+    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+
+
+def manifest_transfer(folder: Path) -> str | None:
+    """The transfer date a layer's manifest.json records, None without one."""
+    import json
+
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    date = json.loads(manifest.read_text(encoding="utf-8")).get("transfer_date")
+    return str(date) if date and date != "None" else None
+
+
 def latest_transfer(study: str, raw_root: Path | None = None) -> Path:
     """The newest transfer folder (folders are named by transfer date, YYYY-MM-DD)."""
     from clinpipe.errors import ExportError
 
     base = (raw_root or raw_data_dir()) / study
-    folders = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+    folders = raw_transfers(study, raw_root)
     if not folders:
         raise ExportError("no transfer folder found", file=base,
                           hint=f"put the EDC export in {base}/<YYYY-MM-DD>/ or run `clinpipe simulate`")

@@ -6,7 +6,7 @@ Thin wrappers: reading lives in `edc.read`, the summary report in `clinpipe.raw_
 
 import dagster as dg
 
-from clinpipe.paths import raw_data_dir, transfer_id
+from clinpipe.paths import raw_data_dir, raw_transfers, transfer_id
 from pipelines.common import RETRY, code_version, transfer_folder, transfers, user_errors
 
 
@@ -46,8 +46,7 @@ def build_raw_asset(study: str) -> dg.AssetsDefinition:
 
 
 def transfer_folders(study: str) -> list[str]:
-    base = raw_data_dir() / study
-    return sorted(p.name for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+    return [p.name for p in raw_transfers(study)]
 
 
 def build_transfer_sensor(study: str, job) -> dg.SensorDefinition:

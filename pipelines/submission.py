@@ -5,8 +5,6 @@
 `<STUDY>/changes/report`: what changed since the previous transfer built (`changes`), also as
 metadata on the newest partition."""
 
-import hashlib
-
 import dagster as dg
 
 from clinpipe.paths import build_dir, point_latest
@@ -17,15 +15,16 @@ from pipelines.tlf import tlf_key
 from tlf.catalog import catalog_dir, load_catalog
 
 
-def _tlf_deps(study: str) -> list[dg.AssetKey]:
-    if not (catalog_dir(study) / "endpoints.yaml").is_file():
-        return []
-    return [tlf_key(study, g) for g in load_catalog(study).groups]
+def _build_deps(study: str) -> list[dg.AssetKey]:
+    """What a finished build is: the checked SDTM and ADaM datasets and every TLF group."""
+    tlf = ([tlf_key(study, g) for g in load_catalog(study).groups]
+           if (catalog_dir(study) / "endpoints.yaml").is_file() else [])
+    return [*(sdtm_key(study, d) for d in expected_datasets(study)[0]),
+            *(adam_key(study, d) for d in ALWAYS), *tlf]
 
 
 def build_package_asset(study: str) -> dg.AssetsDefinition:
-    deps = [*(sdtm_key(study, d) for d in expected_datasets(study)[0]),
-            *(adam_key(study, d) for d in ALWAYS), *_tlf_deps(study)]
+    deps = _build_deps(study)
     key = dg.AssetKey([study, "submission", "package"])
 
     @dg.asset(key=key, group_name=f"{study}_submission", deps=deps, partitions_def=transfers(study),
@@ -37,7 +36,7 @@ def build_package_asset(study: str) -> dg.AssetsDefinition:
               description=f"{study} eCTD module 5 package: SDTM and ADaM XPT with Define-XML 2.1, "
                           "TLF outputs and ARD, manifest with SHA-256.")
     def package(context: dg.AssetExecutionContext):
-        from submission.package import build_package, verify_package
+        from submission.package import build_package, sha256_file, verify_package
 
         transfer = context.partition_key
         with user_errors():
@@ -48,7 +47,7 @@ def build_package_asset(study: str) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(metadata={
             "folder": dg.MetadataValue.path(str(pkg.folder)), "files": len(pkg.files),
             "bytes": size, "transfer": transfer,
-            "manifest_sha256": dg.MetadataValue.text(_sha(pkg.folder / "manifest.json"))})
+            "manifest_sha256": dg.MetadataValue.text(sha256_file(pkg.folder / "manifest.json"))})
         yield dg.AssetCheckResult(check_name="manifest_verifies", passed=not problems,
                                   metadata={"problems": dg.MetadataValue.md(
                                       "\n".join(f"- {p}" for p in problems[:20]) or "none")})
@@ -56,13 +55,8 @@ def build_package_asset(study: str) -> dg.AssetsDefinition:
     return package
 
 
-def _sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_changes_asset(study: str) -> dg.AssetsDefinition:
-    deps = [*(sdtm_key(study, d) for d in expected_datasets(study)[0]),
-            *(adam_key(study, d) for d in ALWAYS), *_tlf_deps(study)]
+    deps = _build_deps(study)
 
     @dg.asset(key=[study, "changes", "report"], group_name=f"{study}_changes", deps=deps,
               partitions_def=transfers(study), kinds={"python", "html", "xlsx"}, retry_policy=RETRY,

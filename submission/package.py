@@ -78,7 +78,7 @@ def _copy_tlf(src: Path, dest: Path) -> None:
         shutil.copyfile(path, target)
 
 
-def _digest(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -87,7 +87,7 @@ def _digest(path: Path) -> str:
 
 
 def _write_manifest(folder: Path, study: str, transfer: str) -> dict[str, dict]:
-    files = {p.relative_to(folder).as_posix(): {"sha256": _digest(p), "bytes": p.stat().st_size}
+    files = {p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in sorted(folder.rglob("*")) if p.is_file()}
     body = {"study": study, "transfer": transfer, "layout": "eCTD module 5 (FDA Study Data TCG)",
             "files": files}
@@ -109,6 +109,6 @@ def verify_package(folder: Path) -> list[str]:
     problems = [f"{name}: listed in the manifest but missing" for name in sorted(set(listed) - present)]
     problems += [f"{name}: in the package but not in the manifest" for name in sorted(present - set(listed))]
     for name in sorted(set(listed) & present):
-        if _digest(folder / name) != listed[name]["sha256"]:
+        if sha256_file(folder / name) != listed[name]["sha256"]:
             problems.append(f"{name}: SHA-256 differs from the manifest")
     return problems

@@ -7,7 +7,6 @@ finding; waived findings stay in the reports, marked, with the reason and who ap
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinpipe.errors import ClinpipeError
 from clinpipe.outputs import staged_layer
-from clinpipe.paths import mappings_dir
+from clinpipe.paths import manifest_transfer, mappings_dir
 from clinpipe.reports import write_report
 from clinpipe.yamlio import load_yaml, validation_error
 from sdtm.validate.findings import COLUMNS, findings_frame
@@ -181,9 +180,4 @@ def report_transfer(study: str, folder: Path) -> str:
     folder = Path(folder)
     if folder.name == "sdtm" and folder.parent.parent.name == study:
         return folder.parent.name
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        date = json.loads(manifest.read_text(encoding="utf-8")).get("transfer_date")
-        if date and date != "None":
-            return str(date)
-    return "external"
+    return manifest_transfer(folder) or "external"
