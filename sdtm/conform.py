@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -341,39 +342,78 @@ def _label_problem(what: str, label: str | None) -> str | None:
     return None
 
 
-def _value_problems(df: pd.DataFrame, dataset: str, name: str) -> list[str]:
-    """Byte lengths and ASCII of a whole text column in pyarrow's C kernels (no per-cell
-    Python on clean data); only an offending record is looked at one by one."""
+@dataclass(frozen=True)
+class TextColumn:
+    """A Char column as its distinct values and one code per row, for the XPT writer."""
+    values: pa.StringArray  # the distinct values, in first-seen order
+    codes: np.ndarray       # per row, an index into `values`; len(values) for a missing value
+
+
+def _small_codes(codes: np.ndarray, missing: int) -> np.ndarray:
+    """The codes in the narrowest unsigned type that holds `missing` (the most frequent
+    Findings columns have a few dozen distinct values: a byte per row instead of eight)."""
+    dtype = np.uint8 if missing < 1 << 8 else np.uint16 if missing < 1 << 16 else np.int64
+    return np.where(codes < 0, missing, codes).astype(dtype)
+
+
+def _encode_text(values: pd.Series) -> TextColumn | None:
+    """The column's distinct values as Arrow strings; None if any value is not text. The
+    distinct values go through Arrow, so exactly what `pa.array(..., type=string,
+    from_pandas=True)` accepts passes (str, and None / NaN / pd.NA / NaT as missing)."""
+    array = values.to_numpy(dtype=object)
     try:
-        arr = pa.array(df[name].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        distinct = pa.array(np.asarray(uniques, dtype=object), type=pa.string(), from_pandas=True)
+        missing = codes < 0
+        if missing.any():  # the missing markers, as Arrow would take them
+            pa.array(array[missing], type=pa.string(), from_pandas=True)
+    except (TypeError, pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    return TextColumn(distinct, _small_codes(codes, len(distinct)))
+
+
+def _first_row(bad_values: np.ndarray, codes: np.ndarray) -> tuple[int, int]:
+    """(rows holding one of the flagged distinct values, the first such row)."""
+    rows = np.flatnonzero(np.append(bad_values, False)[codes])
+    return rows.size, int(rows[0])
+
+
+def _value_problems(df: pd.DataFrame, dataset: str, name: str,
+                    text: TextColumn | None) -> list[str]:
+    """Byte lengths and ASCII of a text column, measured in pyarrow's C kernels on its distinct
+    values; only an offending record is looked at one by one."""
+    if text is None:
         return [f"{dataset}.{name} holds values that are not text (run sdtm.conform.conform first)"]
     problems = []
-    nbytes = pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)
-    too_long = np.flatnonzero(nbytes > MAX_VALUE)
-    if too_long.size:
-        row = int(too_long[0])
+    nbytes = pc.fill_null(pc.binary_length(text.values), 0).to_numpy(zero_copy_only=False)
+    too_long = nbytes > MAX_VALUE
+    if too_long.any():
+        count, row = _first_row(too_long, text.codes)
         where = record_ref(df, dataset, row)
-        problems.append(f"{dataset}.{name}: {too_long.size} value(s) over {MAX_VALUE} bytes, "
-                        f"the first at {where} with {int(nbytes[row])} bytes "
+        problems.append(f"{dataset}.{name}: {count} value(s) over {MAX_VALUE} bytes, "
+                        f"the first at {where} with {int(nbytes[text.codes[row]])} bytes "
                         f"(split it into SUPP{dataset} with sdtm.conform.split_long_text)")
-    ascii_ = pc.fill_null(pc.string_is_ascii(arr), True).to_numpy(zero_copy_only=False)
-    non_ascii = np.flatnonzero(~ascii_)
-    if non_ascii.size:
-        row = int(non_ascii[0])
+    ascii_ = pc.fill_null(pc.string_is_ascii(text.values), True).to_numpy(zero_copy_only=False)
+    if not ascii_.all():
+        count, row = _first_row(~ascii_, text.codes)
         where, char = record_ref(df, dataset, row), _first_non_ascii(df[name].iat[row])
-        problems.append(f"{dataset}.{name}: {non_ascii.size} value(s) not ASCII, the first at "
+        problems.append(f"{dataset}.{name}: {count} value(s) not ASCII, the first at "
                         f"{where} has a {char}")
     return problems
 
 
-def _column_problems(df: pd.DataFrame, dataset: str, name: str) -> list[str]:
-    kind = df[name].dtype.kind
-    if kind in "iuf":
+def _is_text(dtype) -> bool:
+    return dtype.kind in "OSU" or isinstance(dtype, pd.StringDtype)
+
+
+def _column_problems(df: pd.DataFrame, dataset: str, name: str,
+                     text: TextColumn | None) -> list[str]:
+    dtype = df[name].dtype
+    if dtype.kind in "iuf":
         return []
-    if kind in "OSU" or isinstance(df[name].dtype, pd.StringDtype):
-        return _value_problems(df, dataset, name)
-    return [(f"{dataset}.{name} has dtype {df[name].dtype}; SDTM variables are text or numbers "
+    if _is_text(dtype):
+        return _value_problems(df, dataset, name, text)
+    return [(f"{dataset}.{name} has dtype {dtype}; SDTM variables are text or numbers "
             f"(dates as ISO 8601 text)")]
 
 
@@ -382,17 +422,30 @@ def check_transport(df: pd.DataFrame, dataset: str, labels: dict[str, str],
     """Fail with every violation of the FDA / SAS XPT v5 limits, listed in one TransportError:
     names ≤ 8 characters, uppercase letters and digits, starting with a letter; labels ≤ 40
     ASCII characters; character values ≤ 200 bytes of ASCII."""
+    checked_text(df, dataset, labels, dataset_label)
+
+
+def checked_text(df: pd.DataFrame, dataset: str, labels: dict[str, str],
+                 dataset_label: str) -> dict[str, TextColumn]:
+    """`check_transport`, returning each text column's distinct values and codes: the XPT
+    writer lays the records out from them, so the column's objects are walked only once."""
     problems = [p for p in (_name_problem("dataset", dataset),
                             _label_problem(f"dataset {dataset}", dataset_label)) if p]
     dup = set(df.columns[df.columns.duplicated()])
     problems += [f"{dataset} has the variable {d} more than once" for d in sorted(dup)]
+    texts = {}
     for name in dict.fromkeys(df.columns):
         problems += [p for p in (_name_problem(f"{dataset} variable", str(name)),
                                  _label_problem(f"{dataset}.{name}", labels.get(name))) if p]
-        if name not in dup:  # df[name] of a doubled name is a frame, not a column
-            problems += _column_problems(df, dataset, name)
+        if name in dup:  # df[name] of a doubled name is a frame, not a column
+            continue
+        text = None
+        if _is_text(df[name].dtype):
+            text = texts[name] = _encode_text(df[name])
+        problems += _column_problems(df, dataset, name, text)
     if problems:
         raise TransportError(f"{dataset} cannot be submitted as SAS XPT v5 ({len(problems)} "
                              "problem(s)):\n  - " + "\n  - ".join(problems), problems,
                              hint="FDA Study Data Technical Conformance Guide limits; "
                                   "pyreadstat would truncate or write these silently")
+    return texts
