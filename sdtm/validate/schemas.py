@@ -2,8 +2,20 @@
 
 No schema is written by hand: `build_schema` asks `sdtm.metadata` for the dataset's variables
 (type, core status, codelists, value domain) and turns each fact into a pandera column or check.
-`schema_findings` runs the schemas lazily and turns pandera's failure cases into findings in
-the one finding format (`sdtm.validate.findings`).
+`schema_findings` runs the schemas lazily and turns the failed checks into findings in the one
+finding format (`sdtm.validate.findings`).
+
+The checks are columnar (issue 18): each column's values are looked at once per validation
+(`_Values`: the text as an Arrow array, its distinct values, the blank mask, the numbers), and
+every check of the column reads them from there. Checks on text (codelist, ISO 8601) judge the
+distinct values with pyarrow kernels and map the verdict back to the records. While
+`schema_findings` runs a schema, a check hands pandera only "passed or not" and keeps its failing
+records itself (`_Run`), so pandera builds no failure-case frame; `build_schema(...).validate(df)`
+on its own still gets ordinary pandera failure cases.
+
+Input: Char columns as `string[pyarrow]` ('' for missing, as `validate` normalises them) or as
+object columns of str (what `read_xpt` and old callers give); Num columns as float64. A column of
+another dtype, or an object column mixing text and numbers, is judged the same way, only slower.
 
 Rule ids (stable; the FDA/Pinnacle 21 validator rule is cited where the check is the same):
   SCH-DS       dataset not in SDTMIG metadata (nothing else can be checked)         NOTICE
@@ -28,8 +40,15 @@ Rule ids (stable; the FDA/Pinnacle 21 validator rule is cited where the check is
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import cached_property
+
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from clinpipe.errors import ConfigError
 from sdtm import metadata
@@ -50,67 +69,204 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {"AGE": (0, None)}
 
 # ---- ISO 8601 as SDTMIG 3.4 section 4.4 uses it ------------------------------------------
 # Right-truncated dates/datetimes (YYYY, YYYY-MM, YYYY-MM-DD, then Thh, Thh:mm, Thh:mm:ss[.f]);
-# SDTMIG lists "2003-12-15T13" (hour only) among its examples, so it is accepted too.
-_DATE = r"\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?"
+# SDTMIG lists "2003-12-15T13" (hour only) among its examples, so it is accepted too. A time only
+# follows a complete date. The patterns have no lookaround: pyarrow's RE2 has none, and they are
+# also run by Python's re on the rare non-ASCII values (where Python's \d is any decimal digit).
 _TIME = r"T(?:[01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?"
-_DATETIME = rf"{_DATE}(?:(?<=\d{{4}}-\d\d-\d\d){_TIME})?"
-_DURATION = (r"-?P(?=\d|T\d)(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?W)?"
-             r"(?:\d+(?:\.\d+)?D)?(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?")
+_DATETIME = rf"\d{{4}}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01])(?:{_TIME})?)?)?"
+# A duration: P, then at least one of Y M W D (in order), then T with at least one of H M S.
+_N = r"\d+(?:\.\d+)?"
+_YMWD = rf"(?:{_N}Y(?:{_N}M)?(?:{_N}W)?(?:{_N}D)?|{_N}M(?:{_N}W)?(?:{_N}D)?|{_N}W(?:{_N}D)?|{_N}D)"
+_HMS = rf"T(?:{_N}H(?:{_N}M)?(?:{_N}S)?|{_N}M(?:{_N}S)?|{_N}S)"
+_DURATION = rf"-?P(?:{_YMWD}(?:{_HMS})?|{_HMS})"
 _ISO_PATTERNS = {  # metadata value domain -> full-match pattern
     "ISO 8601 datetime or interval": rf"{_DATETIME}(?:/{_DATETIME})?",
     "ISO 8601 duration": _DURATION,
     "ISO 8601 duration or interval": rf"{_DURATION}|{_DATETIME}/{_DATETIME}",
 }
+# The regex allows day 31 in any month; the calendar decides the complete dates (30 Feb, 29 Feb 2023)
+# at the start of the value and after the interval's "/".
+_DAY = r"\d{4}-\d\d-\d\d"
 
 
-# ---- value helpers: every check must survive any dtype, so they never assume str ----------
+# ---- one column's values, computed once for all its checks --------------------------------
 
-def _text(s: pd.Series) -> pd.Series:
-    """The string values of `s` (NaN elsewhere); a float or int column has none."""
-    if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty", "mixed", "mixed-integer"):
-        return pd.Series(pd.NA, index=s.index, dtype=object)
-    return s.where(s.str.len().notna())
+# What pandas' infer_dtype calls a column that holds text (the rest hold none).
+_TEXT_KINDS = ("string", "empty", "mixed", "mixed-integer")
 
 
-def _filled(s: pd.Series) -> pd.Series:
-    """True where `s` holds a value: not null and, for text, not blank."""
-    blank = _text(s).str.strip().eq("").fillna(False).astype(bool)
-    return s.notna() & ~blank
+class _Values:
+    """The values of one column as the checks see them; each helper is computed on first use.
+
+    `text` is an Arrow array of the text values (null where a record holds no text), `nontext`
+    marks the records holding a value that is not text (a number in a Char column), `number` the
+    numeric values (NaN for text and nulls). Masks are numpy bool arrays over the records.
+    """
+
+    def __init__(self, s: pd.Series):
+        self.s = s
+        self.n = len(s)
+
+    @cached_property
+    def na(self) -> np.ndarray:
+        return self.s.isna().to_numpy(dtype=bool)
+
+    @cached_property
+    def _text_and_mask(self) -> tuple[pyarrow.Array | None, np.ndarray | None]:
+        s = self.s
+        if _is_string_dtype(s.dtype):
+            return _one_chunk(pyarrow.array(s.array)), None
+        if s.dtype != object:
+            return None, None
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        if kind in ("string", "empty"):
+            return _one_chunk(pyarrow.array(s.to_numpy(), type=pyarrow.large_string(), from_pandas=True)), None
+        if kind not in _TEXT_KINDS:
+            return None, None
+        # Text mixed with other values: only un-normalised object columns get here (a per-record
+        # type test; `validate` hands over Char columns as string[pyarrow]).
+        values = s.to_numpy()
+        is_text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+        return _one_chunk(pyarrow.array(np.where(is_text, values, None), type=pyarrow.large_string(),
+                                        from_pandas=True)), is_text
+
+    @property
+    def text(self) -> pyarrow.Array | None:
+        return self._text_and_mask[0]
+
+    @cached_property
+    def nontext(self) -> np.ndarray:
+        text, is_text = self._text_and_mask
+        if text is None:
+            return ~self.na
+        if is_text is None:
+            return np.zeros(self.n, dtype=bool)
+        return ~is_text & ~self.na
+
+    @cached_property
+    def number(self) -> np.ndarray:
+        s = self.s
+        if pd.api.types.is_bool_dtype(s):
+            return np.full(self.n, np.nan)
+        if pd.api.types.is_numeric_dtype(s):
+            return s.to_numpy(dtype="float64", na_value=np.nan)
+        if self.text is not None and not self.nontext.any():
+            return np.full(self.n, np.nan)  # only text (SCH-TYPE reports it, not every numeric check)
+        is_text = self._text_and_mask[1]
+        keep = ~is_text if is_text is not None else np.ones(self.n, dtype=bool)
+        return pd.to_numeric(s.where(keep), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+    @cached_property
+    def blank(self) -> np.ndarray:
+        """Text that is empty or only whitespace (a null or a number is not blank)."""
+        return _blank(self.text) if self.text is not None else np.zeros(self.n, dtype=bool)
+
+    @cached_property
+    def distinct(self) -> tuple[pyarrow.Array, np.ndarray]:
+        """The distinct text values and, per record, the position of its value (len(values) for none)."""
+        enc = pc.dictionary_encode(self.text)
+        return enc.dictionary, pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()
+
+    def rows(self, bad: np.ndarray) -> np.ndarray:
+        """A verdict on the distinct values, as a mask over the records."""
+        return np.append(bad, False)[self.distinct[1]]
 
 
-def _number(s: pd.Series) -> pd.Series:
-    """Numeric values of `s`; text is NaN here (SCH-TYPE reports it, not every numeric check)."""
-    if pd.api.types.is_bool_dtype(s):
-        return pd.Series(float("nan"), index=s.index)
-    if pd.api.types.is_numeric_dtype(s):
-        return s.astype("float64")
-    return pd.to_numeric(s.where(_text(s).isna()), errors="coerce")
+def _is_string_dtype(dtype) -> bool:
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    return isinstance(dtype, pd.ArrowDtype) and (pyarrow.types.is_string(dtype.pyarrow_dtype)
+                                                 or pyarrow.types.is_large_string(dtype.pyarrow_dtype))
+
+
+def _one_chunk(arr) -> pyarrow.Array:
+    if isinstance(arr, pyarrow.ChunkedArray):
+        if arr.num_chunks == 1:
+            return arr.chunk(0)
+        return arr.combine_chunks() if arr.num_chunks else pyarrow.array([], type=arr.type)
+    return arr
+
+
+def _mask(arr: pyarrow.Array) -> np.ndarray:
+    """An Arrow boolean array as a numpy mask, null as False."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
+def _blank(text: pyarrow.Array) -> np.ndarray:
+    # utf8_is_space is Python's str.isspace for every code point; '' is blank too.
+    return _mask(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text)))
+
+
+class _Run:
+    """One validation of one frame: the column values its checks share, and what failed.
+
+    pandera validates column by column, so only the current column's values are kept.
+    """
+
+    def __init__(self, df: pd.DataFrame):
+        self.n = len(df)
+        self.failed: dict[tuple[str, str], np.ndarray] = {}   # (column, rule) -> failing row positions
+        self._name: str | None = None
+        self._values: _Values | None = None
+
+    def owns(self, s: pd.Series) -> bool:
+        # The frame is validated in place with nothing coerced, so a column name names its values.
+        return len(s) == self.n
+
+    def values(self, s: pd.Series) -> _Values:
+        if self._name != s.name:
+            self._name, self._values = s.name, _Values(s)
+        return self._values
+
+    def judge(self, s: pd.Series, rule: str, bad_rows: Callable[[_Values], np.ndarray]) -> bool:
+        bad = bad_rows(self.values(s))
+        if not bad.any():
+            return True
+        self.failed[(str(s.name), rule)] = np.flatnonzero(bad)
+        return False
+
+
+_RUN: ContextVar[_Run | None] = ContextVar("sdtm_schema_run", default=None)
 
 
 # ---- check factories (the check's name is its rule id) ------------------------------------
 
-def _check(rule: str, fn, message: str) -> pa.Check:
+def _check(rule: str, bad_rows: Callable[[_Values], np.ndarray], message: str) -> pa.Check:
+    """A check from a function marking the records that break `rule` (never a null record)."""
+    def check(s: pd.Series):
+        run = _RUN.get()
+        if run is not None and run.owns(s):
+            return run.judge(s, rule, bad_rows)
+        return pd.Series(~bad_rows(_Values(s)), index=s.index)
     # `error` would replace the name in failure cases, so the message rides in `description`.
-    return pa.Check(fn, name=rule, description=message)
+    # Nulls pass every check (`bad_rows` never marks one), so pandera need not drop them first.
+    return pa.Check(check, name=rule, description=message, ignore_na=False)
 
 
 def _type_check(var: metadata.VarMeta) -> pa.Check:
     if var.type == "Num":
         # Any numeric dtype is fine (XPT stores all numbers as doubles); text never is.
-        return _check("SCH-TYPE", lambda s: s.isna() | _number(s).notna(),
+        return _check("SCH-TYPE", lambda v: ~v.na & np.isnan(v.number),
                       f"{var.name} is Num but holds a non-numeric value")
     # Char: every non-null value must be a string (a float column of all-null is an empty Char).
-    return _check("SCH-TYPE", lambda s: s.isna() | _text(s).notna(),
-                  f"{var.name} is Char but holds a non-text value")
+    return _check("SCH-TYPE", lambda v: v.nontext, f"{var.name} is Char but holds a non-text value")
 
 
 def _required_check(var: metadata.VarMeta) -> pa.Check:
-    return _check("SCH-REQ", _filled, f"{var.name} is Required and must not be null or blank")
+    return _check("SCH-REQ", lambda v: v.blank, f"{var.name} is Required and must not be null or blank")
+
+
+def _too_long(v: _Values) -> np.ndarray:
+    if v.text is None or len(v.text) == 0:
+        return np.zeros(v.n, dtype=bool)
+    # A character takes at least one byte: only values over MAX_CHAR bytes need counting.
+    if (pc.max(pc.binary_length(v.text)).as_py() or 0) <= MAX_CHAR:
+        return np.zeros(v.n, dtype=bool)
+    return _mask(pc.greater(pc.utf8_length(v.text), MAX_CHAR))
 
 
 def _length_check(var: metadata.VarMeta) -> pa.Check:
-    return _check("SCH-LEN", lambda s: ~(_text(s).str.len() > MAX_CHAR).fillna(False).astype(bool),
-                  f"{var.name} is longer than {MAX_CHAR} characters")
+    return _check("SCH-LEN", _too_long, f"{var.name} is longer than {MAX_CHAR} characters")
 
 
 def _codelist_check(var: metadata.VarMeta) -> pa.Check | None:
@@ -123,12 +279,23 @@ def _codelist_check(var: metadata.VarMeta) -> pa.Check | None:
     kind = "extensible" if cl.extensible else "non-extensible"
     # A result variable's codelist covers its coded (qualitative) results; numbers are not coded.
     numeric_ok = var.name.endswith(("ORRES", "STRESC"))
-    return _check(rule, lambda s: ~_filled(s) | s.isin(terms) | (numeric_ok & _numeric_text(s)),
-                  f"{var.name} value not in {kind} codelist {cl.short} ({cl.code})")
+
+    def bad_rows(v: _Values) -> np.ndarray:
+        if v.text is None:
+            return v.nontext
+        values = v.distinct[0]
+        bad = ~_blank(values) & ~_mask(pc.is_in(values, value_set=pyarrow.array(terms, type=values.type)))
+        if numeric_ok and bad.any():
+            at = np.flatnonzero(bad)
+            bad[at] = ~_numeric_text(values.take(pyarrow.array(at)))
+        return v.rows(bad) | v.nontext
+    return _check(rule, bad_rows, f"{var.name} value not in {kind} codelist {cl.short} ({cl.code})")
 
 
-def _numeric_text(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(_text(s), errors="coerce").notna()
+def _numeric_text(values: pyarrow.Array) -> np.ndarray:
+    """Which text values pandas reads as a number (its own parser, as the rule always used)."""
+    text = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+    return pd.to_numeric(text, errors="coerce").notna().to_numpy()
 
 
 def _iso_check(var: metadata.VarMeta) -> pa.Check | None:
@@ -137,27 +304,59 @@ def _iso_check(var: metadata.VarMeta) -> pa.Check | None:
         pattern = _ISO_PATTERNS["ISO 8601 datetime or interval"]
     if pattern is None:
         return None
-    return _check("SCH-ISO8601", lambda s: ~_filled(s) | _iso_ok(s, pattern),
+
+    def bad_rows(v: _Values) -> np.ndarray:
+        if v.text is None:
+            return v.nontext
+        values = v.distinct[0]
+        return v.rows(~_blank(values) & ~_iso_ok(values, pattern)) | v.nontext
+    return _check("SCH-ISO8601", bad_rows,
                   f"{var.name} is not an ISO 8601 {var.value_domain.removeprefix('ISO 8601 ') or 'datetime'}")
 
 
-def _iso_ok(s: pd.Series, pattern: str) -> pd.Series:
-    text = _text(s)
+def _iso_ok(values: pyarrow.Array, pattern: str) -> np.ndarray:
+    """Which (distinct) text values are ISO 8601 by `pattern` and name real calendar days."""
+    ok = np.zeros(len(values), dtype=bool)
+    ascii_ = _mask(pc.string_is_ascii(values))
+    at = np.flatnonzero(ascii_)
+    if len(at):
+        sub = values.take(pyarrow.array(at))
+        shape = _mask(pc.match_substring_regex(sub, f"^(?:{pattern})$"))
+        at, sub = at[shape], sub.filter(pyarrow.array(shape))
+        first = pc.struct_field(pc.extract_regex(sub, rf"^(?P<d>{_DAY})"), "d")
+        second = pc.struct_field(pc.extract_regex(sub, rf"/(?P<d>{_DAY})"), "d")
+        days = pc.unique(pc.drop_null(pyarrow.concat_arrays([first, second])))
+        wrong = days.filter(pyarrow.array(_not_a_day(days.to_numpy(zero_copy_only=False))))
+        ok[at] = ~(_mask(pc.is_in(first, value_set=wrong)) | _mask(pc.is_in(second, value_set=wrong)))
+    other = np.flatnonzero(~ascii_)
+    if len(other):  # non-ASCII digits are digits to Python's \d: judged the way Python reads them
+        ok[other] = _iso_ok_python(pd.Series(values.take(pyarrow.array(other)).to_pylist(), dtype=object),
+                                   pattern)
+    return ok
+
+
+def _not_a_day(days: np.ndarray) -> np.ndarray:
+    return pd.to_datetime(pd.Series(days, dtype=object), format="%Y-%m-%d", errors="coerce").isna().to_numpy()
+
+
+def _iso_ok_python(text: pd.Series, pattern: str) -> np.ndarray:
     shape = text.str.fullmatch(pattern).fillna(False).astype(bool)
-    # The regex allows day 31 in any month; the calendar decides complete dates (30 Feb, 29 Feb 2023).
-    days = text.str.extractall(r"(?:^|/)(\d{4}-\d\d-\d\d)")[0]
-    bad_day = pd.to_datetime(days, format="%Y-%m-%d", errors="coerce").isna()
+    days = text.str.extractall(rf"(?:^|/)({_DAY})")[0]
+    bad_day = pd.Series(_not_a_day(days.to_numpy()), index=days.index)
     bad_rows = bad_day[bad_day].index.get_level_values(0).unique()
-    return shape & ~s.index.isin(bad_rows)
+    return (shape & ~text.index.isin(bad_rows)).to_numpy()
 
 
 def _seq_check(var: metadata.VarMeta) -> pa.Check:
-    return _check("SCH-SEQ", lambda s: _number(s).isna() | ((_number(s) > 0) & (_number(s) % 1 == 0)),
-                  f"{var.name} must be a positive integer")
+    def bad_rows(v: _Values) -> np.ndarray:
+        x = v.number
+        with np.errstate(invalid="ignore"):  # inf % 1 is NaN: not an integer
+            return ~np.isnan(x) & ~((x > 0) & (x % 1 == 0))
+    return _check("SCH-SEQ", bad_rows, f"{var.name} must be a positive integer")
 
 
 def _dy_check(var: metadata.VarMeta) -> pa.Check:
-    return _check("SCH-DY0", lambda s: _number(s).ne(0), f"{var.name} is 0; SDTM study days skip day 0")
+    return _check("SCH-DY0", lambda v: v.number == 0, f"{var.name} is 0; SDTM study days skip day 0")
 
 
 def _range_check(var: metadata.VarMeta) -> pa.Check | None:
@@ -165,15 +364,15 @@ def _range_check(var: metadata.VarMeta) -> pa.Check | None:
         return None
     lo, hi = _RANGES[var.name]
 
-    def ok(s: pd.Series) -> pd.Series:
-        x = _number(s)
-        inside = pd.Series(True, index=s.index)
+    def bad_rows(v: _Values) -> np.ndarray:
+        x = v.number
+        inside = np.ones(v.n, dtype=bool)
         if lo is not None:
-            inside &= x.ge(lo)
+            inside &= x >= lo
         if hi is not None:
-            inside &= x.le(hi)
-        return x.isna() | inside
-    return _check("SCH-RANGE", ok, f"{var.name} outside [{lo}, {hi}]")
+            inside &= x <= hi
+        return ~np.isnan(x) & ~inside
+    return _check("SCH-RANGE", bad_rows, f"{var.name} outside [{lo}, {hi}]")
 
 
 def _domain_check(dataset: str, var: metadata.VarMeta) -> pa.Check | None:
@@ -184,7 +383,12 @@ def _domain_check(dataset: str, var: metadata.VarMeta) -> pa.Check | None:
         expected = dataset[4:]
     else:
         return None
-    return _check("SCH-DOMAIN", lambda s: ~_filled(s) | s.eq(expected), f"{var.name} must be {expected!r}")
+
+    def bad_rows(v: _Values) -> np.ndarray:
+        if v.text is None:
+            return v.nontext
+        return (_mask(pc.not_equal(v.text, expected)) & ~v.blank) | v.nontext
+    return _check("SCH-DOMAIN", bad_rows, f"{var.name} must be {expected!r}")
 
 
 # ---- schema assembly ----------------------------------------------------------------------
@@ -238,7 +442,7 @@ def build_schema(dataset: str, columns: list[str]) -> pa.DataFrameSchema:
                               report_duplicates="all", name=dataset)
 
 
-# ---- failure cases -> findings ------------------------------------------------------------
+# ---- failed checks -> findings ------------------------------------------------------------
 
 def schema_findings(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Findings (standard format) from the metadata schemas of every dataset given."""
@@ -253,14 +457,21 @@ def _dataset_findings(dataset: str, df: pd.DataFrame) -> pd.DataFrame:
     except ConfigError:
         return _dataset_finding("SCH-DS", dataset, f"{dataset} is not an SDTMIG "
                                 f"{metadata.IG_VERSION} dataset in the metadata; not checked")
-    df = df.reset_index(drop=True)  # failure-case indexes must point at unique rows
+    # Row positions name the records (failure indexes must point at unique rows): a shallow
+    # copy with a fresh index, so the caller's frame is neither copied nor changed.
+    df = df.copy(deep=False)
+    df.index = pd.RangeIndex(len(df))
     out = []
     if df.empty:
         out.append(_dataset_finding("SCH-EMPTY", dataset, f"{dataset} has no records"))
+    run = _Run(df)
+    token = _RUN.set(run)
     try:
-        schema.validate(df, lazy=True)
+        schema.validate(df, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
-        out.append(_convert(dataset, df, schema, err.failure_cases))
+        out.append(_convert(dataset, df, schema, err.failure_cases, run))
+    finally:
+        _RUN.reset(token)
     return pd.concat(out, ignore_index=True) if out else findings_frame()
 
 
@@ -272,17 +483,17 @@ def _dataset_finding(rule: str, dataset: str, message: str, variable: str = "") 
 
 
 def _convert(dataset: str, df: pd.DataFrame, schema: pa.DataFrameSchema,
-             cases: pd.DataFrame) -> pd.DataFrame:
+             cases: pd.DataFrame, run: _Run) -> pd.DataFrame:
     # A duplicated key is listed once per key column; it is one fault, so the column is dropped.
     columns = cases["column"].where(cases["check"] != "multiple_fields_uniqueness").fillna("")
     out = []
     for (check, column), grp in cases.groupby([cases["check"].astype(str), columns], sort=False):
-        out.append(_convert_group(dataset, df, schema, str(check), column, grp))
+        out.append(_convert_group(dataset, df, schema, str(check), column, grp, run))
     return pd.concat(out, ignore_index=True)
 
 
-def _convert_group(dataset, df, schema, check, column, grp) -> pd.DataFrame:
-    """Findings for all failure cases of one check on one column (one vectorised step)."""
+def _convert_group(dataset, df, schema, check, column, grp, run: _Run) -> pd.DataFrame:
+    """Findings for all failed records of one check on one column (one vectorised step)."""
     if check == "column_in_schema":
         return pd.concat([_dataset_finding("SCH-VAR", dataset, f"{v} is not an SDTMIG "
                           f"{metadata.IG_VERSION} variable of {dataset}", v) for v in grp["failure_case"]])
@@ -291,10 +502,19 @@ def _convert_group(dataset, df, schema, check, column, grp) -> pd.DataFrame:
     if check == "multiple_fields_uniqueness":
         return _duplicate_keys(dataset, df, schema, grp)
     rule, message = _rule_of(schema, column, grp)
-    rows = grp["index"].dropna().astype(int).unique()
+    rows = run.failed.get((column, rule))
+    if rows is None:  # not one of our checks' verdicts: pandera's failure cases name the rows
+        rows = grp["index"].dropna().astype(int).unique()
     if len(rows) == 0:  # a check that failed as a whole (it raised): report it on the variable
         return _dataset_finding(rule, dataset, f"{message}: {grp['failure_case'].iloc[0]}", column)
-    return make_findings(rule, SEVERITY[rule], dataset, df.loc[rows], column, message)
+    return make_findings(rule, SEVERITY[rule], dataset, _records(df, rows, dataset, [column]),
+                         column, message)
+
+
+def _records(df: pd.DataFrame, rows, dataset: str, variables: list[str]) -> pd.DataFrame:
+    """The failed rows with only the columns a finding shows (not a copy of the whole record)."""
+    keep = [c for c in dict.fromkeys(["USUBJID", f"{dataset}SEQ", *variables]) if c in df.columns]
+    return df.iloc[np.asarray(rows), [df.columns.get_loc(c) for c in keep]]
 
 
 def _rule_of(schema: pa.DataFrameSchema, column: str, grp: pd.DataFrame) -> tuple[str, str]:
@@ -315,5 +535,5 @@ def _missing_column(dataset: str, schema: pa.DataFrameSchema, variable: str) -> 
 def _duplicate_keys(dataset, df, schema, grp) -> pd.DataFrame:
     rows = grp["index"].dropna().astype(int).unique()
     key = list(schema.unique)
-    return make_findings("SCH-KEY", SEVERITY["SCH-KEY"], dataset, df.loc[rows], key[-1],
-                         f"duplicate key ({', '.join(key)})")
+    return make_findings("SCH-KEY", SEVERITY["SCH-KEY"], dataset, _records(df, rows, dataset, key[-1:]),
+                         key[-1], f"duplicate key ({', '.join(key)})")
