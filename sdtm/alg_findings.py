@@ -22,17 +22,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clinpipe.errors import ConfigError
 from clinpipe.paths import mappings_dir
 from clinpipe.yamlio import load_yaml
 from edc.export import format_number
 from sdtm import metadata
-from sdtm.algorithms import Algorithm
+from sdtm.algorithms import Algorithm, evaluate
+from sdtm.distinct import Encoded, align, combine, distinct_args, encode, expand, per_distinct
 
 # A result that is a number, possibly with a comparison operator: "12.5", "<5", ">= 1000".
 _NUMBER = re.compile(r"^\s*(<=|>=|<|>)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+# The same pattern for pyarrow (RE2) on ASCII text: Python's \s is these ASCII characters and
+# its \d the ASCII digits there; text with other characters goes through _NUMBER.
+_WS = r"[\t\n\v\f\r\x1c-\x1f ]*"
+_NUMBER_RE2 = (rf"^{_WS}(?P<op><=|>=|<|>)?{_WS}"
+               rf"(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?){_WS}$")
 _PARTS = ("STRESC", "STRESN", "STRESU")
+_OPS = ("", "<", "<=", ">", ">=")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -40,10 +49,32 @@ _PARTS = ("STRESC", "STRESN", "STRESU")
 def parse_results(text: pd.Series) -> pd.DataFrame:
     """Columns `op` ('' for a plain number, '<', '<=', '>', '>=') and `num` (float, NaN when
     the text is not a number) for each result text."""
+    return per_distinct(_parse_texts, text)
+
+
+def _parse_texts(text: pd.Series) -> pd.DataFrame:
+    """parse_results on (distinct) texts: the regex through pyarrow, NaN where no match."""
     text = text.fillna("").astype(str)
-    parts = text.str.extract(_NUMBER)
-    return pd.DataFrame({"op": parts[0].fillna("").astype(object),
-                         "num": pd.to_numeric(parts[1], errors="coerce")}, index=text.index)
+    values = text.to_numpy(dtype=object)
+    op = np.full(len(values), np.nan, dtype=object)
+    num = np.full(len(values), np.nan, dtype=object)
+    arr = pa.array(values, type=pa.string())
+    ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    if ascii_.any():
+        found = pc.extract_regex(arr.filter(pa.array(ascii_)), pattern=_NUMBER_RE2)
+        hit = found.is_valid().to_numpy(zero_copy_only=False)
+        where = np.flatnonzero(ascii_)[hit]
+        found = found.filter(pa.array(hit))
+        op[where] = found.field("op").to_numpy(zero_copy_only=False)
+        num[where] = found.field("num").to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(~ascii_):
+        if m := _NUMBER.search(values[i]):
+            op[i], num[i] = m.group(1), m.group(2)
+    op = pd.Series(op, index=text.index)
+    op[op.isna()] = ""        # no operator, or no number at all
+    return pd.DataFrame({"op": op.astype(object),
+                         "num": pd.to_numeric(pd.Series(num, index=text.index), errors="coerce")},
+                        index=text.index)
 
 
 def number_text(values: pd.Series) -> pd.Series:
@@ -73,11 +104,13 @@ def _issue_once(ctx, var_name: str, rows, values, message: str) -> None:
             ctx.issues.append((var_name, idx, value, message))
 
 
-def _check_ct(values: pd.Series, codelist: str | None) -> pd.Series:
-    """Values an algorithm emits are CT terms by construction; fail loudly if one is not."""
+def _check_ct(values: pd.Series, codelist: str | None, distinct=None) -> pd.Series:
+    """Values an algorithm emits are CT terms by construction; fail loudly if one is not.
+    `distinct`: the values present, when the algorithm knows them without a pass over rows."""
     if codelist:
         cl = metadata.codelist(str(codelist))
-        bad = sorted({v for v in values.unique() if v and cl.lookup(v) != v})
+        present = values.unique() if distinct is None else distinct
+        bad = sorted({v for v in present if v and cl.lookup(v) != v})
         if bad:
             raise ConfigError(f"values {bad} are not terms of codelist {cl.short} ({cl.code})")
     return values
@@ -89,7 +122,7 @@ def _to_ct(ctx, var, values: pd.Series) -> pd.Series:
     mapping = {str(k): str(v) for k, v in (var.options.get("map") or {}).items()}
     cl = metadata.codelist(str(var.options["codelist"])) if "codelist" in var.options else None
     table = {}
-    for value in values.unique():
+    for value in pd.unique(values.to_numpy()):
         if value == "":
             table[value] = ""
         elif value in mapping:
@@ -98,11 +131,13 @@ def _to_ct(ctx, var, values: pd.Series) -> pd.Series:
             table[value] = hit
         else:
             table[value] = None
-    out = values.map(table)
+    out = values.map(table).astype(object)
     missing = out.isna()
-    _issue_once(ctx, var.name, out.index[missing], values[missing],
-                "value has no controlled term; add it to the spec's map")
-    return out.where(~missing, values.str.upper()).astype(object)
+    if missing.any():
+        _issue_once(ctx, var.name, out.index[missing], values[missing],
+                    "value has no controlled term; add it to the spec's map")
+        out[missing] = values[missing].str.upper()
+    return out
 
 
 # -- conversion table --------------------------------------------------------------------------
@@ -163,6 +198,15 @@ def conversion_table(name: str) -> ConversionTable:
 
 def standardize(result: pd.Series, unit: pd.Series, test: pd.Series | None = None,
                 table: ConversionTable | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """STRESC / STRESN / STRESU for each result, and a problem text per record ('' if none),
+    computed once per distinct (result, unit, test) (see `_standardize_rows`)."""
+    if table is None:
+        return per_distinct(lambda r, u: _standardize_rows(r, u, None, None), result, unit)
+    return per_distinct(lambda r, u, t: _standardize_rows(r, u, t, table), result, unit, test)
+
+
+def _standardize_rows(result: pd.Series, unit: pd.Series, test: pd.Series | None = None,
+                      table: ConversionTable | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """STRESC / STRESN / STRESU for each result, and a problem text per record ('' if none).
 
     - empty result: all empty;
@@ -220,26 +264,44 @@ def normal_range_indicator(result: pd.Series, low: pd.Series, high: pd.Series) -
     range, bounds inclusive; '' when no range or the result cannot be placed. A limit result
     is placed only when the bound decides it: "<5" with upper limit 10 and no lower limit is
     NORMAL, "<5" with lower limit 5 is LOW, "<5" with lower limit 3 is unknown."""
-    parsed = parse_results(result)
-    op, x = parsed["op"], parsed["num"]
-    low = pd.to_numeric(low, errors="coerce")
-    high = pd.to_numeric(high, errors="coerce")
-    has_lo, has_hi = low.notna(), high.notna()
-    exact = x.notna() & (op == "")
-    below = x.notna() & op.isin(["<", "<="])
-    above = x.notna() & op.isin([">", ">="])
-    is_low = (exact & has_lo & (x < low)) \
-        | (below & has_lo & ((x <= low) & (op == "<") | (x < low) & (op == "<=")))
-    is_high = (exact & has_hi & (x > high)) \
-        | (above & has_hi & ((x >= high) & (op == ">") | (x > high) & (op == ">=")))
-    is_normal = (exact & (has_lo | has_hi) & ~is_low & ~is_high) \
-        | (below & ~has_lo & has_hi & (x <= high)) \
-        | (above & ~has_hi & has_lo & (x >= low))
-    out = pd.Series("", index=result.index, dtype=object)
-    out[is_normal] = "NORMAL"
-    out[is_low] = "LOW"
-    out[is_high] = "HIGH"
-    return out
+    return _nrind(encode(result), low, high)[0]
+
+
+_NRIND = np.array(["", "NORMAL", "LOW", "HIGH"], dtype=object)
+
+
+def _nrind(result: Encoded, low: pd.Series, high: pd.Series) -> tuple[pd.Series, list[str]]:
+    """normal_range_indicator of an encoded result (parsed once per distinct text), and the
+    indicator values that occur."""
+    index = result.index
+    parsed = _parse_texts(result.distinct())
+    ops = parsed["op"].to_numpy()
+    op = np.select([ops == o for o in _OPS], list(range(len(_OPS))), -1)[result.codes]
+    x = parsed["num"].to_numpy()[result.codes]
+
+    def bound(values: pd.Series) -> np.ndarray:
+        values = pd.to_numeric(values, errors="coerce")
+        return (values if values.index.equals(index) else values.reindex(index)).to_numpy()
+
+    low, high = bound(low), bound(high)
+    has_lo, has_hi, has_x = ~pd.isna(low), ~pd.isna(high), ~pd.isna(x)
+    exact = has_x & (op == 0)
+    below = has_x & ((op == 1) | (op == 2))
+    above = has_x & ((op == 3) | (op == 4))
+    with np.errstate(invalid="ignore"):
+        is_low = (exact & has_lo & (x < low)) \
+            | (below & has_lo & ((x <= low) & (op == 1) | (x < low) & (op == 2)))
+        is_high = (exact & has_hi & (x > high)) \
+            | (above & has_hi & ((x >= high) & (op == 3) | (x > high) & (op == 4)))
+        is_normal = (exact & (has_lo | has_hi) & ~is_low & ~is_high) \
+            | (below & ~has_lo & has_hi & (x <= high)) \
+            | (above & ~has_hi & has_lo & (x >= low))
+    label = np.zeros(len(index), dtype=np.int8)
+    label[is_normal] = 1
+    label[is_low] = 2
+    label[is_high] = 3
+    present = [str(v) for v in _NRIND[np.unique(label)]]
+    return pd.Series(_NRIND[label], index=index, dtype=object), present
 
 
 def last_before_exposure(subject: pd.Series, test: pd.Series, dtc: pd.Series, ref: pd.Series,
@@ -251,19 +313,59 @@ def last_before_exposure(subject: pd.Series, test: pd.Series, dtc: pd.Series, re
     - the reference date, a time missing on either side: only where `same_day` says so (a
       pre-dose timepoint), since the data cannot tell.
     Partial dates are never flagged. Ties on --DTC: the later record in collection order."""
-    dtc = dtc.fillna("").astype(str)
-    ref = ref.fillna("").astype(str)
-    d, rd = dtc.str[:10], ref.str[:10]
-    t, rt = dtc.str[11:16], ref.str[11:16]
-    full = d.str.match(r"^\d{4}-\d{2}-\d{2}$") & rd.str.match(r"^\d{4}-\d{2}-\d{2}$")
-    timed = (t.str.len() == 5) & (rt.str.len() == 5)
-    before = full & has_result & ((d < rd) | ((d == rd) & timed & (t < rt))
-                                  | ((d == rd) & ~timed & same_day))
-    frame = pd.DataFrame({"s": subject, "t": test, "dtc": dtc, "pos": np.arange(len(dtc))})[before]
-    last = frame.sort_values(["s", "t", "dtc", "pos"], kind="stable").groupby(["s", "t"]).tail(1).index
-    out = pd.Series("", index=dtc.index, dtype=object)
-    out[last] = "Y"
-    return out
+    index = dtc.index
+    return _last_before(align(encode(subject), index), align(encode(test), index), encode(dtc),
+                        align(encode(ref), index), _mask(has_result, index), _mask(same_day, index))
+
+
+def _mask(values: pd.Series, index: pd.Index) -> np.ndarray:
+    return (values if values.index.equals(index) else values.reindex(index, fill_value=False)) \
+        .to_numpy(dtype=bool)
+
+
+def _date_parts(values: Encoded) -> tuple[pd.Series, pd.Series]:
+    text = values.distinct().fillna("").astype(str)
+    return text.str[:10], text.str[11:16]
+
+
+def _ranks(*parts: pd.Series) -> list[np.ndarray]:
+    """Ranks of texts in one order over all the parts, so text comparisons become integer ones."""
+    codes, _ = pd.factorize(np.concatenate([p.to_numpy(dtype=object) for p in parts]), sort=True)
+    cuts = np.cumsum([len(p) for p in parts])[:-1]
+    return np.split(codes, cuts)
+
+
+def _last_before(subject: Encoded, test: Encoded, dtc: Encoded, ref: Encoded, has_result: np.ndarray,
+                 same_day: np.ndarray) -> pd.Series:
+    """last_before_exposure on encoded columns (aligned to dtc's rows): the date and time
+    texts are cut and checked once per distinct value, compared as ranks per row."""
+    index = dtc.index
+    (d, t), (rd, rt) = _date_parts(dtc), _date_parts(ref)
+    pattern = r"^\d{4}-\d{2}-\d{2}$"
+    dc, rc = dtc.codes, ref.codes
+    full = d.str.match(pattern).to_numpy(dtype=bool)[dc] & rd.str.match(pattern).to_numpy(dtype=bool)[rc]
+    timed = (t.str.len() == 5).to_numpy()[dc] & (rt.str.len() == 5).to_numpy()[rc]
+    d_rank, rd_rank = _ranks(d, rd)
+    t_rank, rt_rank = _ranks(t, rt)
+    dr, rdr = d_rank[dc], rd_rank[rc]
+    same = dr == rdr
+    before = full & has_result & ((dr < rdr) | (same & timed & (t_rank[dc] < rt_rank[rc]))
+                                  | (same & ~timed & same_day))
+    # groups with a missing subject or test are no group (groupby drops them)
+    before &= ~pd.isna(subject.uniques)[subject.codes] & ~pd.isna(test.uniques)[test.codes]
+    rows = np.flatnonzero(before)
+    out = np.full(len(index), "", dtype=object)
+    if len(rows):
+        text = dtc.distinct().fillna("").astype(str)
+        when = pd.factorize(text.to_numpy(dtype=object), sort=True)[0][dc[rows]]
+        group = combine([Encoded(subject.codes[rows], subject.uniques, subject.dtype, index[rows]),
+                         Encoded(test.codes[rows], test.uniques, test.dtype, index[rows])]).codes
+        # per subject and test, the latest --DTC, ties to the later record
+        order = np.lexsort((rows, when, group))
+        ordered = group[order]
+        last = np.r_[ordered[1:] != ordered[:-1], True]
+        out[rows[order[last]]] = "Y"
+    return pd.Series(out, index=index, dtype=object)
 
 
 # -- the algorithms ----------------------------------------------------------------------------
@@ -286,18 +388,47 @@ class Standardize(Algorithm):
         if part not in _PARTS:
             raise ConfigError(f"standardize part must be one of {', '.join(_PARTS)}, not {part!r}",
                               field=var.name)
-        result = ctx.column(var.arg)
-        unit = ctx.column(var.options["unit"]) if var.options.get("unit") else pd.Series("", index=result.index)
-        unit = unit.fillna("").astype(str)
-        test = ctx.column(var.options["test"]) if var.options.get("test") else None
+        result = ctx.encoded(var.arg)
+        index = result.index
+        unit_ref, test_ref = var.options.get("unit"), var.options.get("test")
+        unit = ctx.encoded(unit_ref) if unit_ref else None
+        test = ctx.encoded(test_ref) if test_ref else None
         table = conversion_table(str(var.options["table"])) if var.options.get("table") else None
+        # --STRESC, --STRESN and --STRESU of one result are one computation: the first of them
+        # computes it (and reports its problems), the others take their part of it
+        key = ("standardize", var.arg, unit_ref, test_ref, var.options.get("table"))
+        hit = ctx.memo.get(key)
+        inputs = (result, unit, test)
+        if hit is None or any(a is not b for a, b in zip(hit[0], inputs)):
+            hit = ctx.memo[key] = (inputs, *self._compute(ctx, var, result, unit, test, table))
+        codes, out = hit[1], hit[2]
+        return expand(out[part], codes, index)
+
+    def _compute(self, ctx, var, result: Encoded, unit: Encoded | None, test: Encoded | None,
+                 table: ConversionTable | None):
+        index = result.index
+        if unit is None:
+            unit = Encoded(np.zeros(len(index), dtype=np.intp), np.array([""], dtype=object), object, index)
+        unit = align(unit, index)
+        # raw units as text (UNIT submission values with a table), one look-up per distinct unit
+        names = unit.distinct().fillna("").astype(str)
         if table is not None:   # the table holds UNIT submission values
-            unit = unit.map({u: self._unit_term(u) for u in unit.unique()}).astype(object)
-        out, problem = standardize(result, unit, test, table)
-        bad = problem != ""
-        for message, rows in problem[bad].groupby(problem[bad]).groups.items():
-            _issue_once(ctx, var.name, rows, (result[rows] + " " + unit[rows]).str.strip(), message)
-        return out[part]
+            names = names.map({u: self._unit_term(u) for u in names.unique()})
+        unit = Encoded(unit.codes, names.to_numpy(dtype=object), object, index)
+        columns = [result, unit] + ([align(test, index)] if table is not None else [])
+        combo = combine(columns)
+        args = distinct_args(columns, combo)
+        out, problem = _standardize_rows(*args, table) if table is not None else _standardize_rows(*args)
+        bad = (problem != "").to_numpy()[combo.codes]
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            labels = index[rows]
+            problem = pd.Series(problem.to_numpy()[combo.codes[rows]], index=labels)
+            units = pd.Series(unit.values()[rows], index=labels)
+            texts = pd.Series(result.values()[rows], index=labels, dtype=result.dtype)
+            for message, at in problem.groupby(problem).groups.items():
+                _issue_once(ctx, var.name, at, (texts[at] + " " + units[at]).str.strip(), message)
+        return combo.codes, out
 
     @staticmethod
     def _unit_term(value: str) -> str:
@@ -310,11 +441,12 @@ class NormalRangeIndicator(Algorithm):
     options = ("low", "high", "codelist")
 
     def run(self, ctx, var):
-        result = ctx.column(var.arg)
+        result = ctx.encoded(var.arg)
         empty = pd.Series(np.nan, index=result.index)
         low = ctx.column(var.options["low"]) if var.options.get("low") else empty
         high = ctx.column(var.options["high"]) if var.options.get("high") else empty
-        return _check_ct(normal_range_indicator(result, low, high), var.options.get("codelist"))
+        flags, present = _nrind(result, low, high)
+        return _check_ct(flags, var.options.get("codelist"), present)
 
 
 class LastObservationBeforeExposure(Algorithm):
@@ -336,16 +468,26 @@ class LastObservationBeforeExposure(Algorithm):
                               hint="order the spec's variables so these come first")
         if ctx.ref_exposure is None:
             return pd.Series("", index=index, dtype=object)
-        ref = out["USUBJID"].map(ctx.ref_exposure)
-        has = out[f"{prefix}ORRES"].fillna("").astype(str) != ""
+        dtc = ctx.encode_column(var.arg, out[var.arg])
+        rows = dtc.index
+        subject = align(ctx.encode_column("USUBJID", out["USUBJID"]), rows)
+        result = align(ctx.encode_column(f"{prefix}ORRES", out[f"{prefix}ORRES"]), rows)
+        has = result.values((result.distinct().fillna("").astype(str) != "").to_numpy())
         if f"{prefix}STAT" in out.columns:
-            has &= out[f"{prefix}STAT"] != "NOT DONE"
-        same_day = pd.Series(False, index=index)
+            stat = align(ctx.encode_column(f"{prefix}STAT", out[f"{prefix}STAT"]), rows)
+            has &= stat.values((stat.distinct() != "NOT DONE").to_numpy())
+        same_day = np.zeros(len(rows), dtype=bool)
         if var.options.get("same_day"):
-            frame = ctx.src.drop(columns=[c for c in out.columns if c in ctx.src.columns]).join(out)
-            same_day = frame.eval(str(var.options["same_day"]), engine="python").astype(bool)
-        flag = last_before_exposure(out["USUBJID"], out[f"{prefix}TESTCD"], out[var.arg], ref, has, same_day)
-        return _check_ct(flag, var.options.get("codelist"))
+            same_day = _mask(evaluate(ctx, str(var.options["same_day"])), rows)
+        test = align(ctx.encode_column(f"{prefix}TESTCD", out[f"{prefix}TESTCD"]), rows)
+        flag = _last_before(subject, test, dtc, exposure_ref(subject, ctx.ref_exposure), has, same_day)
+        return _check_ct(flag, var.options.get("codelist"), ["Y"] if (flag == "Y").any() else [])
+
+
+def exposure_ref(subject: Encoded, ref_exposure: pd.Series) -> Encoded:
+    """Each record's reference date (RFXSTDTC of its USUBJID), looked up once per subject."""
+    ref = subject.distinct().map(ref_exposure)
+    return Encoded(subject.codes, ref.to_numpy(), ref.dtype, subject.index)
 
 
 class PairedTerm(Algorithm):
@@ -355,7 +497,9 @@ class PairedTerm(Algorithm):
     options = ("codelist", "map")
 
     def run(self, ctx, var):
-        codes = ctx.column(var.arg).fillna("").astype(str)
+        codes = ctx.encoded(var.arg)
+        index = codes.index
+        codes = codes.distinct().fillna("").astype(str)
         meta = metadata.domain(var.arg[:2]).var(var.arg)
         source = metadata.codelist(meta.codelists[0]) if meta.codelists else None
         target = metadata.codelist(str(var.options["codelist"]))
@@ -371,9 +515,12 @@ class PairedTerm(Algorithm):
                 table[code] = "" if code == "" else None
         out = codes.map(table)
         missing = out.isna()
-        _issue_once(ctx, var.name, out.index[missing], codes[missing],
-                    f"no {target.short} term pairs with this code; add it to the spec's map")
-        return out.fillna("").astype(object)
+        if missing.any():
+            per_row = ctx.encoded(var.arg)
+            rows = missing.to_numpy()[per_row.codes]
+            _issue_once(ctx, var.name, index[rows], codes.to_numpy()[per_row.codes[rows]],
+                        f"no {target.short} term pairs with this code; add it to the spec's map")
+        return expand(out.fillna("").astype(object), ctx.encoded(var.arg).codes, index)
 
 
 class SplitCT(Algorithm):
@@ -397,17 +544,23 @@ class Number(Algorithm):
         return _raw_refs(var, var.arg)
 
     def run(self, ctx, var):
-        text = ctx.column(var.arg).fillna("").astype(str).str.strip()
+        enc = ctx.encoded(var.arg)
+        index, codes = enc.index, enc.codes
+        text = enc.distinct().fillna("").astype(str).str.strip()     # per distinct value
+
+        def report(bad: pd.Series, message: str) -> None:
+            rows = bad.to_numpy()[codes]
+            if rows.any():
+                _issue_once(ctx, var.name, index[rows], text.to_numpy()[codes[rows]], message)
+
         mapping = var.options.get("map")
         if mapping is not None:
             mapping = {str(k): "" if v is None else str(v) for k, v in mapping.items()}
-            unmapped = (text != "") & ~text.isin(list(mapping))
-            _issue_once(ctx, var.name, text.index[unmapped], text[unmapped], "code has no number in the spec's map")
+            report((text != "") & ~text.isin(list(mapping)), "code has no number in the spec's map")
             text = text.map(mapping).fillna("")
         values = pd.to_numeric(text, errors="coerce")
-        bad = (text != "") & values.isna()
-        _issue_once(ctx, var.name, text.index[bad], text[bad], "not a number; left empty")
-        return values.astype("float64")
+        report((text != "") & values.isna(), "not a number; left empty")
+        return expand(values.astype("float64"), codes, index)
 
 
 EXTRA = {

@@ -22,12 +22,14 @@ import dataclasses
 from functools import reduce
 from operator import mul
 
+import numpy as np
 import pandas as pd
 
 from clinpipe.errors import ConfigError
 from sdtm import metadata
-from sdtm.alg_findings import last_before_exposure, number_text
+from sdtm.alg_findings import _last_before, exposure_ref, number_text
 from sdtm.algorithms import Algorithm, AssignCT
+from sdtm.distinct import Encoded, align, combine, distinct_args
 
 VISIT_KEYS = ["SUBJECT", "FOLDER", "FOLDERSEQ"]   # one EDC visit (a repeat of a folder counts apart)
 _TMP = "_CT_VALUE"
@@ -177,14 +179,26 @@ class LobxflBy(Algorithm):
         if ctx.ref_exposure is None:
             return pd.Series("", index=index, dtype=object)
         by = list(var.options.get("by") or [])
-        key = (out[by].fillna("").astype(str).agg("|".join, axis=1) if by
-               else pd.Series("", index=index, dtype=object))
+        dtc = ctx.encode_column(var.arg, out[var.arg])
+        rows = dtc.index
+        if by:
+            # the series key is the by values joined with '|', built once per distinct combination
+            columns = [align(ctx.encode_column(b, out[b]), rows) for b in by]
+            combo = combine(columns)
+            parts = [a.fillna("").astype(str) for a in distinct_args(columns, combo)]
+            codes, keys = pd.factorize(np.array(["|".join(v) for v in zip(*parts)], dtype=object))
+            key = Encoded(codes[combo.codes], np.asarray(keys, dtype=object), object, rows)
+        else:
+            key = Encoded(np.zeros(len(rows), dtype=np.intp), np.array([""], dtype=object), object, rows)
         prefix = var.arg[:-3]
-        result = out.get(f"{prefix}ORRES")
-        has = (result.fillna("").astype(str) != "") if result is not None else pd.Series(True, index=index)
-        never = pd.Series(False, index=index)
-        return last_before_exposure(out["USUBJID"], key, out[var.arg], out["USUBJID"].map(ctx.ref_exposure),
-                                    has, never)
+        if f"{prefix}ORRES" in out.columns:
+            result = align(ctx.encode_column(f"{prefix}ORRES", out[f"{prefix}ORRES"]), rows)
+            has = result.values((result.distinct().fillna("").astype(str) != "").to_numpy())
+        else:
+            has = np.ones(len(rows), dtype=bool)
+        never = np.zeros(len(rows), dtype=bool)
+        subject = align(ctx.encode_column("USUBJID", out["USUBJID"]), rows)
+        return _last_before(subject, key, dtc, exposure_ref(subject, ctx.ref_exposure), has, never)
 
 
 EXTRA = {

@@ -6,6 +6,8 @@ is checked when it loads, before any data is touched.
 """
 from __future__ import annotations
 
+import weakref
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sdtm import dates, metadata
+from sdtm.distinct import Encoded, align, combine, encode, per_distinct
 
 
 @dataclass
@@ -28,6 +31,11 @@ class Context:
     unscheduled: pd.Series | None = None         # (SUBJECT, FOLDERSEQ) -> VISITNUM, study-wide
     spec_split: list = field(default_factory=list)   # the spec's split items (rows carry _ITEM)
     issues: list = field(default_factory=list)   # (variable, row index, value, message)
+    # Work shared by the algorithms of one domain (a column's codes, a standardized result
+    # read by STRESC, STRESN and STRESU). Entries are checked against the very column arrays
+    # they came from, so a column replaced (or a context with other frames) is encoded anew;
+    # the engine assigns each variable once and never writes into ctx.src or ctx.out in place.
+    memo: dict = field(default_factory=dict, repr=False)
 
     def column(self, ref: str) -> pd.Series:
         """A raw field (`FIELD`, `FORM.FIELD`) or an SDTM variable computed earlier."""
@@ -36,6 +44,78 @@ class Context:
         if ref in self.src.columns:
             return self.src[ref]
         raise KeyError(f"{ref} is neither a raw field of the source nor an SDTM variable mapped above it")
+
+    def encoded(self, ref: str) -> Encoded:
+        """ctx.column(ref) as codes into its distinct values, encoded once per domain."""
+        return self.encode_column(ref, self.column(ref))
+
+    def encode_column(self, key, values: pd.Series) -> Encoded:
+        """`values` encoded, reusing the codes of an earlier call with the same key and the
+        same array (the same memory, held by the memo so it cannot be reused)."""
+        arr = values.to_numpy()
+        hit = self.memo.get(("encoded", key))
+        if hit is not None and _same_array(hit[0], arr):
+            return hit[1]
+        enc = encode(values)
+        self.memo[("encoded", key)] = (arr, enc)
+        return enc
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+class _Names(MutableMapping):
+    """The names a condition may use, resolved when the expression reads them: SDTM variables
+    mapped so far win over raw fields of the same name (e.g. STUDYID). Stands for the frame
+    `src.drop(<mapped>).join(out)` that DataFrame.eval would need, without building it."""
+
+    def __init__(self, ctx: Context):
+        from pandas.core.computation.parsing import clean_column_name
+
+        self._ctx = ctx
+        self._where = {clean_column_name(c): ("src", c) for c in ctx.src.columns if not isinstance(c, int)}
+        self._where.update({clean_column_name(c): ("out", c) for c in ctx.out.columns if not isinstance(c, int)})
+        self._got: dict = {}
+        self._aligned = ctx.out.index.equals(ctx.src.index)
+
+    def __getitem__(self, key):
+        if key in self._got:
+            return self._got[key]
+        where, name = self._where[key]
+        if where == "src":
+            col = self._ctx.src[name]
+        else:
+            col = self._ctx.out[name]
+            if not self._aligned:      # the SUPP-- pass hands over `out` in --SEQ order
+                col = col.reindex(self._ctx.src.index)
+        self._got[key] = col
+        return col
+
+    def __setitem__(self, key, value):
+        self._got[key] = value
+
+    def __delitem__(self, key):
+        del self._got[key]
+
+    def __contains__(self, key):
+        return key in self._got or key in self._where
+
+    def __iter__(self):
+        return iter({**dict.fromkeys(self._where), **dict.fromkeys(self._got)})
+
+    def __len__(self):
+        return len({**dict.fromkeys(self._where), **dict.fromkeys(self._got)})
+
+
+def evaluate(ctx: Context, expr: str) -> pd.Series:
+    """A pandas condition over raw fields and variables mapped so far, as a boolean mask on
+    the source rows (DataFrame.eval semantics, python engine)."""
+    got = pd.eval(expr, engine="python", parser="pandas", resolvers=(_Names(ctx),))
+    if not isinstance(got, pd.Series):
+        got = pd.Series(got, index=ctx.src.index)
+    return got.astype(bool)
 
 
 class Algorithm:
@@ -73,32 +153,39 @@ class AssignCT(Algorithm):
     def run(self, ctx, var):
         raw = ctx.column(var.arg).astype(object)
         dec_name = f"{var.arg}_DEC"
-        decode = ctx.src[dec_name] if dec_name in ctx.src.columns else raw
+        codes = ctx.encoded(var.arg)
+        decodes = ctx.encode_column(dec_name, ctx.src[dec_name]) if dec_name in ctx.src.columns else codes
+        if len(raw) == 0:
+            return raw.copy()
         mapping = {str(k): str(v) for k, v in (var.options.get("map") or {}).items()}
         cl = metadata.codelist(str(var.options["codelist"])) if "codelist" in var.options else None
-        values = {}
-        for code, dec in set(zip(raw, decode)):
-            if code == "":
-                values[(code, dec)] = ""
-            elif code in mapping:
-                values[(code, dec)] = mapping[code]
-            elif cl is not None and (hit := cl.lookup(dec) or cl.lookup(code)):
-                values[(code, dec)] = hit
-            else:
-                values[(code, dec)] = None
-        if not values:
-            return raw.copy()
-        table = pd.Series(list(values.values()), index=pd.MultiIndex.from_tuples(list(values)), dtype=object)
-        keys = pd.MultiIndex.from_arrays([raw.to_numpy(), decode.to_numpy()])
-        out = pd.Series(table.reindex(keys).to_numpy(), index=raw.index, dtype=object)
+
+        def lookup(code: pd.Series, dec: pd.Series) -> pd.Series:
+            values = []
+            for c, d in zip(code, dec):
+                if c == "":
+                    values.append("")
+                elif c in mapping:
+                    values.append(mapping[c])
+                elif cl is not None and (hit := cl.lookup(d) or cl.lookup(c)):
+                    values.append(hit)
+                else:
+                    values.append(None)
+            return pd.Series(values, index=code.index, dtype=object)
+
+        # one look-up per distinct (code, decode) pair, not per record
+        out = per_distinct(lookup, codes, decodes, )
         missing = out.isna()
+        if not missing.any():
+            return out
         why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
         if "." in str(var.arg):
             # a field joined from another form: the issue's record is this spec's, so name the field
             why = f"{var.arg}: {why}"
-        for idx in out.index[missing]:
-            ctx.issues.append((var.name, idx, raw[idx], why))
-        return out.where(~missing, raw.str.upper())
+        unmapped = raw[missing]
+        ctx.issues.extend((var.name, idx, value, why) for idx, value in zip(unmapped.index, unmapped))
+        out[missing] = unmapped.str.upper()
+        return out
 
 
 class Hardcode(Algorithm):
@@ -121,15 +208,19 @@ class Iso8601(Algorithm):
 
     def run(self, ctx, var):
         date_f, time_f = self._parts(var)
-        date = ctx.column(date_f).astype(object)
+        date = ctx.encoded(date_f)
+        index = date.index
         raw_name = f"{date_f}_RAW"
         if raw_name in ctx.src.columns:
-            bad = (ctx.src[raw_name] != "") & (date == "")
-            for idx in date.index[bad]:
-                ctx.issues.append((var.name, idx, ctx.src.at[idx, raw_name],
-                                   "collected date is not a valid date; left empty"))
-        time = ctx.column(time_f).astype(object) if time_f else None
-        return dates.combine(date, time)
+            typed = align(ctx.encode_column(raw_name, ctx.src[raw_name]), index)
+            bad = (typed.distinct() != "").to_numpy()[typed.codes] & (date.distinct() == "").to_numpy()[date.codes]
+            if bad.any():
+                ctx.issues.extend((var.name, idx, value, "collected date is not a valid date; left empty")
+                                  for idx, value in zip(index[bad], typed.values()[bad]))
+        if time_f is None:
+            return per_distinct(lambda d: dates.combine(d.astype(object), None), date)
+        return per_distinct(lambda d, t: dates.combine(d.astype(object), t.astype(object)),
+                            date, ctx.encoded(time_f))
 
 
 class Condition(Algorithm):
@@ -155,9 +246,7 @@ class Condition(Algorithm):
         return refs + _expr_fields(var.arg)
 
     def run(self, ctx, var):
-        # SDTM variables mapped so far win over raw fields of the same name (e.g. STUDYID).
-        frame = ctx.src.drop(columns=[c for c in ctx.out.columns if c in ctx.src.columns]).join(ctx.out)
-        cond = frame.eval(var.arg, engine="python").astype(bool)
+        cond = evaluate(ctx, var.arg)
         branches = self._branches(var)
         then = ALGORITHMS[branches["then"].algorithm].run(ctx, branches["then"])
         other = (ALGORITHMS[branches["else"].algorithm].run(ctx, branches["else"])
@@ -177,14 +266,23 @@ class StudyDay(Algorithm):
     it (no day 0); empty when either date is partial."""
 
     def run(self, ctx, var):
-        dtc = ctx.column(var.arg)
+        dtc = ctx.encoded(var.arg)
         if ctx.ref_start is not None:
-            ref = ctx.out["USUBJID"].map(ctx.ref_start)
+            subject = align(ctx.encode_column("USUBJID", ctx.out["USUBJID"]), dtc.index)
+            ref = subject.values(_when(subject.distinct().map(ctx.ref_start)))
         elif "RFSTDTC" in ctx.out.columns:      # DM itself (DMDY): its own RFSTDTC, mapped above
-            ref = ctx.out["RFSTDTC"]
+            start = align(ctx.encode_column("RFSTDTC", ctx.out["RFSTDTC"]), dtc.index)
+            ref = start.values(_when(start.distinct()))
         else:
             return pd.Series(np.nan, index=ctx.src.index)
-        return dates.study_day(dtc, ref)
+        # dates.study_day's rule on dates read once per distinct text
+        days = (dtc.values(_when(dtc.distinct())) - ref) / np.timedelta64(1, "D")
+        return pd.Series(np.where(days >= 0, days + 1, days), index=dtc.index, dtype="float64")
+
+
+def _when(text: pd.Series) -> np.ndarray:
+    """dates.to_datetime of (distinct) texts as datetime64 values."""
+    return dates.to_datetime(text).to_numpy(dtype="datetime64[ns]")
 
 
 class Visit(Algorithm):
@@ -200,16 +298,71 @@ class Visit(Algorithm):
         from sdtm.visits import visit_columns
 
         part = var.options.get("part", var.name)
-        return visit_columns(ctx.study, ctx.src, ctx.unscheduled)[part]
+        keys = [ctx.encode_column(k, ctx.src[k]) for k in _VISIT_KEYS]
+        hit = ctx.memo.get("visit")
+        # VISITNUM, VISIT and VISITDY of a domain come from one computation
+        if hit is None or hit[0] != keys or hit[1] is not ctx.unscheduled or hit[2] is not ctx.study:
+            study, unscheduled = ctx.study, ctx.unscheduled
+
+            def columns(*values):
+                got = visit_columns(study, pd.DataFrame(dict(zip(_VISIT_KEYS, values))), unscheduled)
+                return tuple(got[p] for p in _VISIT_PARTS)
+
+            hit = ctx.memo["visit"] = (keys, unscheduled, study,
+                                       dict(zip(_VISIT_PARTS, per_distinct(columns, *keys))))
+        return hit[3][part].copy()
+
+
+_VISIT_KEYS = ("SUBJECT", "FOLDER", "FOLDERSEQ")     # what visit_columns reads of a record
+_VISIT_PARTS = ("VISITNUM", "VISIT", "VISITDY")
 
 
 class Epoch(Algorithm):
     """EPOCH of the subject element the date falls in (SE); empty for partial dates."""
 
     def run(self, ctx, var):
-        from sdtm.epochs import epoch_of
+        dtc = ctx.encoded(var.arg)
+        index = dtc.index
+        out = np.full(len(index), "", dtype=object)
+        elements = ctx.elements
+        if elements is None or elements.empty:
+            return pd.Series(out, index=index, dtype=object)
+        # sdtm.epochs.epoch_of on each distinct (subject, date) once, dates read per distinct text
+        subject = align(ctx.encode_column("USUBJID", ctx.out["USUBJID"]), index)
+        combo = combine([subject, dtc])
+        rep_subject, rep_dtc = subject.codes[combo.rows], dtc.codes[combo.rows]
+        rec = pd.DataFrame({"USUBJID": subject.uniques[rep_subject],
+                            "when": _when(dtc.distinct())[rep_dtc]}).dropna(subset=["when"])
+        if rec.empty:
+            return pd.Series(out, index=index, dtype=object)
+        se = _element_dates(elements)
+        merged = pd.merge_asof(rec.reset_index().sort_values("when"), se, left_on="when", right_on="start",
+                               by="USUBJID", direction="backward")
+        # SDTMIG: a date on the day one element ends and the next starts belongs to the next.
+        inside = (merged["end"].isna() | (merged["when"] <= merged["end"])).to_numpy()
+        epoch = np.full(len(combo), "", dtype=object)
+        epoch[merged["index"].to_numpy()[inside]] = merged.loc[inside, "EPOCH"].fillna("").to_numpy()
+        out[:] = epoch[combo.codes]
+        return pd.Series(out, index=index, dtype=object)
 
-        return epoch_of(ctx.out["USUBJID"], ctx.column(var.arg), ctx.elements)
+
+_ELEMENT_COLUMNS = ["USUBJID", "SESTDTC", "SEENDTC", "EPOCH"]
+_ELEMENT_DATES: list = [None, [], None]     # (weak reference to the SE frame, its columns, dated)
+
+
+def _element_dates(elements: pd.DataFrame) -> pd.DataFrame:
+    """SE's elements with start/end as dates, sorted by start, as sdtm.epochs.epoch_of reads
+    them; kept for the frame every domain of a build shares (while its columns are the same
+    arrays)."""
+    ref, columns, dated = _ELEMENT_DATES
+    now = [elements[c].to_numpy() for c in _ELEMENT_COLUMNS]
+    if ref is not None and ref() is elements and all(map(_same_array, columns, now)):
+        return dated
+    se = elements.assign(start=dates.to_datetime(elements["SESTDTC"]),
+                         end=dates.to_datetime(elements["SEENDTC"]))
+    dated = se.dropna(subset=["start"]).sort_values("start")[["USUBJID", "start", "end", "EPOCH"]]
+    _ELEMENT_DATES[:] = [weakref.ref(elements), now, dated]
+    return dated
 
 
 class SubjectDate(Algorithm):
@@ -228,19 +381,19 @@ class SubjectDate(Algorithm):
         return [f for pair in self._entries(var) for f in pair if f]
 
     def run(self, ctx, var):
-        long = []
+        subjects, values = [], []
         for date_ref, time_ref in self._entries(var):
             form, _, fld = date_ref.rpartition(".")
             frame = ctx.raw[form]
             dtc = frame[fld]
             if time_ref:
-                dtc = dates.combine(dtc, frame[time_ref.rpartition(".")[2]])
-            has = dtc != ""
-            long.append(pd.DataFrame({"SUBJECT": frame.loc[has, "SUBJECT"], "DTC": dtc[has]}))
-        values = pd.concat(long, ignore_index=True).groupby("SUBJECT")["DTC"]
+                dtc = per_distinct(dates.combine, dtc, frame[time_ref.rpartition(".")[2]])
+            has = (dtc != "").to_numpy()
+            subjects.append(frame["SUBJECT"].to_numpy()[has])
+            values.append(dtc.to_numpy()[has])
         # ISO 8601 text sorts in time order; a partial date sorts before the full dates of its
         # month, a date without a time before the same date with one.
-        picked = values.max() if var.options.get("last") else values.min()
+        picked = subject_extreme(subjects, values, last=bool(var.options.get("last")))
         return ctx.src["SUBJECT"].map(picked).fillna("").astype(object)
 
 
@@ -254,17 +407,37 @@ class LastParticipation(Algorithm):
 
     def run(self, ctx, var):
         exclude = set(var.options.get("exclude") or ())
-        long = []
+        subjects, values = [], []
         for form, frame in ctx.raw.items():
             cols = [c for c in frame.columns if f"{c}_RAW" in frame.columns and f"{form}.{c}" not in exclude]
             if not cols or frame.empty:
                 continue
-            part = frame[["SUBJECT", *cols]].melt(id_vars="SUBJECT", value_name="DTC")
-            long.append(part.loc[part["DTC"].fillna("") != "", ["SUBJECT", "DTC"]])
-        if not long:
+            subject = frame["SUBJECT"].to_numpy()
+            for c in cols:
+                dtc = frame[c]
+                has = (dtc.notna() & (dtc != "")).to_numpy()
+                subjects.append(subject[has])
+                values.append(dtc.to_numpy()[has])
+        if not subjects:
             return _blank(ctx)
-        picked = pd.concat(long, ignore_index=True).groupby("SUBJECT")["DTC"].max()
+        picked = subject_extreme(subjects, values, last=True)
         return ctx.src["SUBJECT"].map(picked).fillna("").astype(object)
+
+
+def subject_extreme(subjects: list[np.ndarray], values: list[np.ndarray], last: bool) -> pd.Series:
+    """Per subject the greatest (`last`) or least text value, missing values skipped: a
+    groupby max/min of text runs in Python per group, so the values are ranked once (their
+    sorted distinct texts) and the ranks aggregated."""
+    subject = np.concatenate(subjects) if subjects else np.array([], dtype=object)
+    value = np.concatenate(values) if values else np.array([], dtype=object)
+    codes, uniques = pd.factorize(value, sort=True)
+    ranks = pd.Series(np.where(codes < 0, np.nan, codes.astype("float64")))
+    grouped = ranks.groupby(subject)
+    best = grouped.max() if last else grouped.min()
+    found = best.notna().to_numpy()
+    out = np.full(len(best), np.nan, dtype=object)
+    out[found] = np.asarray(uniques, dtype=object)[best.to_numpy()[found].astype(np.intp)]
+    return pd.Series(out, index=best.index)
 
 
 class Arm(Algorithm):
