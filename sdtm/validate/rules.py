@@ -7,14 +7,23 @@ a partial delivery is still validated as far as it can be.
 
 Rule ids are this project's own (`XR###`); `mirrors` names the SDTMIG 3.4 section or FDA
 Study Data Technical Conformance Guide (TCG) requirement the rule implements, by name.
+
+The rules work on Arrow text (pyarrow compute kernels, numpy masks): a column's stripped
+text, its dates and its numbers are computed once per `run_rules` call and shared by the
+rules; dates and numbers are parsed once per distinct value; cross-dataset rules look their
+few key columns up in the other dataset (`_match`) instead of merging frames. Char columns may
+come as Arrow-backed strings (the validation's normalised input) or as Python objects.
 """
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sdtm.dates import to_datetime
 from sdtm.validate.findings import findings_frame, make_findings
@@ -36,6 +45,8 @@ TS_REQUIRED = (
     "SEXPOP", "SPONSOR", "SSTDTC", "STOPRULE", "STYPE", "TBLIND", "TCNTRL", "TDIGRP",
     "THERAREA", "TINDTP", "TITLE", "TPHASE", "TRT", "TTYPE",
 )
+_STR = pa.large_string()          # what pandas' string[pyarrow] holds
+_NAT = np.datetime64("NaT", "ns")
 
 
 @dataclass(frozen=True)
@@ -48,20 +59,142 @@ class Rule:
     check: Callable[[Datasets, object], pd.DataFrame]
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- column values, once per run
 
-def _text(df: pd.DataFrame, col: str) -> pd.Series:
+# (kind, id(frame), column) -> (frame, value) while `run_rules` runs; None outside it, where
+# each call computes (a rule called on its own).
+_RUN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("sdtm_rules_run", default=None)
+
+
+def _once(kind: str, df: pd.DataFrame, col: str, compute: Callable):
+    cache = _RUN.get()
+    if cache is None:
+        return compute()
+    key = (kind, id(df), col)
+    if key not in cache:
+        # the frame is held beside its value so no other frame can take its id during the run
+        cache[key] = (df, compute())
+    return cache[key][1]
+
+
+def _blank(n: int) -> pa.Array:
+    return pc.fill_null(pa.nulls(n, _STR), "")
+
+
+def _array(values) -> pa.Array:
+    arr = pa.array(values, type=_STR, from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _filled_text(s: pd.Series) -> pa.Array:
+    """`s.fillna('').astype(str)` as Arrow text: straight from Arrow (or from the Python
+    strings) for a text column; other columns through their distinct values, so a number
+    prints as pandas prints it ('1.0')."""
+    if isinstance(s.dtype, pd.StringDtype):
+        raw = s.array._pa_array if s.dtype.storage == "pyarrow" else s.array
+        arr = raw.cast(_STR) if isinstance(raw, pa.ChunkedArray) else _array(raw)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        arr = _array(s.to_numpy())
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=False)
+        text = pd.Series(uniques).fillna("").astype(str)
+        arr = _array(text.to_numpy(dtype=object)).take(pa.array(codes))
+    return pc.fill_null(arr, "") if arr.null_count else arr
+
+
+def _text(df: pd.DataFrame, col: str) -> pa.Array:
     """A column as stripped text ('' for missing or absent), so blanks compare uniformly."""
     if col not in df:
-        return pd.Series("", index=df.index, dtype=object)
-    return df[col].fillna("").astype(str).str.strip()
+        return _blank(len(df))
+    return _once("text", df, col, lambda: pc.utf8_trim_whitespace(_filled_text(df[col])))
 
 
-def _key(values: pd.Series) -> pd.Series:
-    """Join key that makes 1.0 (a numeric --SEQ) and '1' (its IDVARVAL text) equal."""
-    text = values.fillna("").astype(str).str.strip()
+def _distinct(arr: pa.Array) -> tuple[pd.Series, np.ndarray]:
+    """The distinct values (as a Series of Python strings) and each row's index into them."""
+    enc = pc.dictionary_encode(arr)
+    return pd.Series(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object), \
+        enc.indices.to_numpy(zero_copy_only=False)
+
+
+def _dates(df: pd.DataFrame, col: str) -> np.ndarray:
+    """The date part of a full ISO date column as datetime64[ns] (NaT otherwise), each
+    distinct date part parsed once (times are ignored, so there are few)."""
+    def parse():
+        values, idx = _distinct(pc.utf8_slice_codeunits(_text(df, col), 0, 10))
+        return to_datetime(values).to_numpy(dtype="datetime64[ns]")[idx]
+    return _once("dates", df, col, parse)
+
+
+def _numbers(df: pd.DataFrame, col: str) -> np.ndarray:
+    """`pd.to_numeric` of the stripped text (NaN where not a number), once per distinct value."""
+    def parse():
+        values, idx = _distinct(_text(df, col))
+        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype="float64")[idx]
+    return _once("numbers", df, col, parse)
+
+
+def _num(df: pd.DataFrame, col: str) -> np.ndarray:
+    """A numeric variable as float64, NaN for missing (text coerced as pandas does)."""
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _key_of(text: pd.Series) -> pd.Series:
     num = pd.to_numeric(text, errors="coerce")
     return text.where(num.isna(), num.astype("float64").astype(str))
+
+
+def _key(df: pd.DataFrame, col: str) -> pa.Array:
+    """Join key that makes 1.0 (a numeric --SEQ) and '1' (its IDVARVAL text) equal."""
+    def build():
+        values, idx = _distinct(_text(df, col))
+        return _array(_key_of(values).to_numpy(dtype=object)).take(pa.array(idx))
+    return _once("key", df, col, build)
+
+
+def _np(arr) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _is(arr: pa.Array, value) -> np.ndarray:
+    return _np(pc.equal(arr, value))
+
+
+def _isin(arr: pa.Array, values) -> np.ndarray:
+    values = values if isinstance(values, pa.Array) else pa.array(list(values), type=_STR)
+    return _np(pc.is_in(arr, value_set=values.cast(_STR)))
+
+
+def _filled(arr: pa.Array) -> np.ndarray:
+    return _np(pc.not_equal(arr, ""))
+
+
+def _at(arr: pa.Array, rows: np.ndarray) -> pa.Array:
+    return arr.take(pa.array(rows, type=pa.int64()))
+
+
+def _match(left: list[pa.Array], right: list[pa.Array]) -> np.ndarray:
+    """For each row of the `left` key columns, the position of the first `right` row with the
+    same keys, or -1: a left join on the few key columns a rule needs, never on frames."""
+    n = len(left[0])
+    if len(right[0]) == 0:
+        return np.full(n, -1, dtype=np.int64)
+    lk = np.zeros(n, dtype=np.int64)
+    rk = np.zeros(len(right[0]), dtype=np.int64)
+    found = np.ones(n, dtype=bool)
+    for lcol, rcol in zip(left, right):
+        values = pc.unique(rcol)
+        li = pc.index_in(lcol, value_set=values)
+        found &= _np(pc.is_valid(li))
+        lk = lk * len(values) + _np(pc.fill_null(li, 0))
+        rk = rk * len(values) + _np(pc.index_in(rcol, value_set=values))
+        # re-number the combined keys densely, so several key columns cannot overflow int64
+        seen, rk = np.unique(rk, return_inverse=True)
+        pos = np.minimum(np.searchsorted(seen, lk), len(seen) - 1)
+        found &= seen[pos] == lk
+        lk = pos
+    _, first = np.unique(rk, return_index=True)
+    return np.where(found, first[lk], -1)
 
 
 def _notice(rule: str, dataset: str, variables: list[str], why: str) -> pd.DataFrame:
@@ -90,6 +223,31 @@ def _concat(parts) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else findings_frame()
 
 
+def _find(rule: str, severity: str, name: str, df: pd.DataFrame, rows: np.ndarray, variable: str,
+          message) -> pd.DataFrame | None:
+    """Findings for the `rows` of `df` (a mask or positions), None for no rows (most checks
+    find nothing, and an empty frame costs more than the check). Only the columns a finding
+    reads are taken, never the whole record; `message` is one text or one per flagged row."""
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+    if not len(rows):
+        return None
+    cols = [c for c in dict.fromkeys(("USUBJID", f"{name}SEQ", variable)) if c in df]
+    if df.columns.is_unique:
+        records = df.iloc[rows, df.columns.get_indexer(cols)]
+    else:
+        records = df.iloc[rows][cols]
+    if not isinstance(message, str):
+        values = _np(message) if isinstance(message, pa.Array) else np.asarray(message, dtype=object)
+        message = pd.Series(values, index=records.index, dtype=object)
+    return make_findings(rule, severity, name, records, variable, message)
+
+
+def _concat_text(*parts) -> pa.Array:
+    """Element-wise concatenation of Arrow text arrays and plain strings (a message per row)."""
+    parts = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*parts, pa.scalar("", _STR))
+
+
 def _prefix(name: str) -> str:
     return name[:2]
 
@@ -101,28 +259,36 @@ def _subject_datasets(ds: Datasets, with_cols=()) -> dict[str, pd.DataFrame]:
             and "USUBJID" in df and all(c in df for c in with_cols)}
 
 
-def _dm_column(ds: Datasets, col: str) -> pd.Series:
-    """DM's `col` indexed by USUBJID (text)."""
+def _dm_rows(ds: Datasets, df: pd.DataFrame) -> np.ndarray:
+    """For each record of `df`, DM's first record of its subject (by USUBJID text), or -1."""
     dm = ds["DM"]
     if "USUBJID" not in dm:
-        return pd.Series(dtype=object)
-    return pd.Series(_text(dm, col).values, index=_text(dm, "USUBJID").values).loc[
-        lambda s: ~s.index.duplicated()]
+        return np.full(len(df), -1, dtype=np.int64)
+    return _once("dm_rows", df, "USUBJID", lambda: _match([_text(df, "USUBJID")], [_text(dm, "USUBJID")]))
+
+
+def _dm_dates(ds: Datasets, df: pd.DataFrame, col: str) -> np.ndarray:
+    """DM.`col` (date part) of each record's subject; NaT without one."""
+    rows = _dm_rows(ds, df)
+    return np.where(rows >= 0, _dates(ds["DM"], col)[np.maximum(rows, 0)], _NAT)
+
+
+def _ymd(dates: np.ndarray) -> np.ndarray:
+    return np.asarray(pd.Series(dates).dt.strftime("%Y-%m-%d").fillna(""), dtype=object)
 
 
 # ---------------------------------------------------------------- subjects and arms
 
 def usubjid_in_dm(ds: Datasets, study=None) -> pd.DataFrame:
     """Every subject record (including SUPP--) belongs to a subject in DM."""
-    known = set(_dm_column(ds, "USUBJID").index)
+    known = pc.unique(_text(ds["DM"], "USUBJID")) if "USUBJID" in ds["DM"] else pa.array([], _STR)
     parts = []
     for name, df in ds.items():
         if name == "DM" or name in _NON_SUBJECT or "USUBJID" not in df:
             continue
         subj = _text(df, "USUBJID")
-        bad = df[(subj != "") & ~subj.isin(known)]
-        parts.append(make_findings("XR001", "ERROR", name, bad, "USUBJID",
-                                   "USUBJID is not a subject in DM"))
+        parts.append(_find("XR001", "ERROR", name, df, _filled(subj) & ~_isin(subj, known), "USUBJID",
+                           "USUBJID is not a subject in DM"))
     return _concat(parts)
 
 
@@ -131,10 +297,9 @@ def screen_failure_not_exposed(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR002", "DM", dm, ["USUBJID", "ARMNRS"], "screen failures unknown")
     if miss is not None:
         return miss
-    failed = _text(dm, "USUBJID")[_text(dm, "ARMNRS") == "SCREEN FAILURE"]
-    bad = ex[_text(ex, "USUBJID").isin(set(failed))]
-    return make_findings("XR002", "ERROR", "EX", bad, "USUBJID",
-                         "screen failure (DM.ARMNRS = SCREEN FAILURE) has an exposure record")
+    failed = _text(dm, "USUBJID").filter(pc.equal(_text(dm, "ARMNRS"), "SCREEN FAILURE"))
+    return _concat([_find("XR002", "ERROR", "EX", ex, _isin(_text(ex, "USUBJID"), failed), "USUBJID",
+                 "screen failure (DM.ARMNRS = SCREEN FAILURE) has an exposure record")])
 
 
 def _exposure_bound(ds: Datasets, rule: str, dm_var: str, ex_vars: list[str], latest: bool):
@@ -146,23 +311,34 @@ def _exposure_bound(ds: Datasets, rule: str, dm_var: str, ex_vars: list[str], la
                   _missing(rule, "EX", ex, ["USUBJID", ex_vars[0]], "exposure dates absent"))
     if miss is not None:
         return miss
-    dates = to_datetime(_text(ex, ex_vars[0]))
+    dates = _dates(ex, ex_vars[0])
     for fallback in ex_vars[1:]:
-        dates = dates.fillna(to_datetime(_text(ex, fallback)))
-    by_subj = dates.groupby(_text(ex, "USUBJID").values)
-    bound = by_subj.max() if latest else by_subj.min()
-    exposed = set(_text(ex, "USUBJID"))
-    subj = _text(dm, "USUBJID")
-    expected = subj.map(bound)
-    actual = to_datetime(_text(dm, dm_var))
+        dates = np.where(np.isnat(dates), _dates(ex, fallback), dates)
+    # the bound per subject on int64 nanoseconds: NaT is the smallest, so it loses a max and
+    # is moved to the top to lose a min; a subject whose dates are all NaT keeps NaT
+    enc = pc.dictionary_encode(_text(ex, "USUBJID"))
+    codes = _np(enc.indices)
+    ns = dates.view(np.int64)
+    nat = np.iinfo(np.int64).min
+    if latest:
+        bound = np.full(len(enc.dictionary), nat, dtype=np.int64)
+        np.maximum.at(bound, codes, ns)
+    else:
+        top = np.iinfo(np.int64).max
+        bound = np.full(len(enc.dictionary), top, dtype=np.int64)
+        np.minimum.at(bound, codes, np.where(ns == nat, top, ns))
+        bound[bound == top] = nat
+    subj = pc.index_in(_text(dm, "USUBJID"), value_set=enc.dictionary)
+    exposed = _np(pc.is_valid(subj))
+    expected = np.where(exposed, bound.view("datetime64[ns]")[_np(pc.fill_null(subj, 0))], _NAT)
+    actual = _dates(dm, dm_var)
+    wrong_date = ~np.isnat(expected) & (actual != expected)
+    no_ex = _filled(_text(dm, dm_var)) & ~exposed
+    bad = np.flatnonzero(wrong_date | no_ex)
     word = "latest EX end" if latest else "earliest EX start"
-    wrong_date = expected.notna() & (actual != expected)
-    no_ex = (_text(dm, dm_var) != "") & ~subj.isin(exposed)
-    msg = pd.Series(f"{dm_var} is not the {word} date (", index=dm.index) \
-        + expected.dt.strftime("%Y-%m-%d").fillna("") + ")"
-    msg = msg.where(~no_ex, f"{dm_var} is populated but the subject has no EX records")
-    bad = wrong_date | no_ex
-    return make_findings(rule, "ERROR", "DM", dm[bad], dm_var, msg[bad])
+    msg = np.where(no_ex[bad], f"{dm_var} is populated but the subject has no EX records",
+                   f"{dm_var} is not the {word} date (" + _ymd(expected[bad]) + ")")
+    return _concat([_find(rule, "ERROR", "DM", dm, bad, dm_var, msg)])
 
 
 def rfxstdtc_first_exposure(ds: Datasets, study=None) -> pd.DataFrame:
@@ -179,12 +355,12 @@ def arm_codes_in_ta(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR020", "TA", ta, ["ARMCD"], "planned arms unknown")
     if miss is not None:
         return miss
-    arms = set(_text(ta, "ARMCD")) - {""}
+    arms = pc.unique(_text(ta, "ARMCD"))
     parts = []
     for var in ("ARMCD", "ACTARMCD"):
         code = _text(dm, var)
-        bad = dm[(code != "") & ~code.isin(arms)]
-        parts.append(make_findings("XR020", "ERROR", "DM", bad, var, f"{var} is not an ARMCD in TA"))
+        parts.append(_find("XR020", "ERROR", "DM", dm, _filled(code) & ~_isin(code, arms), var,
+                           f"{var} is not an ARMCD in TA"))
     return _concat(parts)
 
 
@@ -196,13 +372,13 @@ def arm_null_needs_armnrs(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR021", "DM", dm, ["ARMCD", "ACTARMCD", "ARMNRS"], "arm reason unknown")
     if miss is not None:
         return miss
-    reason = _text(dm, "ARMNRS") != ""
-    empty = {var: _text(dm, var) == "" for var in ("ARMCD", "ACTARMCD")}
-    parts = [make_findings("XR021", "ERROR", "DM", dm[empty[var] & ~reason], var,
-                           f"{var} is null but ARMNRS gives no reason") for var in empty]
+    reason = _filled(_text(dm, "ARMNRS"))
+    empty = {var: ~_filled(_text(dm, var)) for var in ("ARMCD", "ACTARMCD")}
+    parts = [_find("XR021", "ERROR", "DM", dm, empty[var] & ~reason, var,
+                   f"{var} is null but ARMNRS gives no reason") for var in empty]
     both = ~empty["ARMCD"] & ~empty["ACTARMCD"]
-    parts.append(make_findings("XR021", "ERROR", "DM", dm[both & reason], "ARMNRS",
-                               "ARMNRS gives a reason although ARMCD and ACTARMCD are both populated"))
+    parts.append(_find("XR021", "ERROR", "DM", dm, both & reason, "ARMNRS",
+                       "ARMNRS gives a reason although ARMCD and ACTARMCD are both populated"))
     return _concat(parts)
 
 
@@ -214,25 +390,33 @@ def _dy_pairs(name: str, df: pd.DataFrame) -> list[tuple[str, str]]:
                                       (f"{p}ENDY", f"{p}ENDTC")) if dy in df]
 
 
+_DAY_NS = 86_400 * 10**9
+
+
 def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
     """--DY = date - RFSTDTC (+1 on or after it): computed here, not with the builder's
     function, so a bug there cannot hide itself."""
-    rfst = _dm_column(ds, "RFSTDTC")
     parts = []
     for name, df in _subject_datasets(ds).items():
-        ref = to_datetime(_text(df, "USUBJID").map(rfst))
-        for dy, dtc in _dy_pairs(name, df):
+        pairs = _dy_pairs(name, df)
+        if not pairs:
+            continue
+        ref = _dm_dates(ds, df, "RFSTDTC")
+        for dy, dtc in pairs:
             if dtc not in df:
                 parts.append(_notice("XR005", name, [dtc], f"{dy} cannot be checked"))
                 continue
-            days = (to_datetime(_text(df, dtc)) - ref).dt.days
-            expected = days.where(days < 0, days + 1)
-            actual = pd.to_numeric(df[dy], errors="coerce")
-            bad = ~((actual == expected) | (actual.isna() & expected.isna()))
-            shown = pd.Series(np.where(expected.notna(), expected.fillna(0).round().astype("int64").astype(str),
-                                       "none"), index=df.index)
+            when = _dates(df, dtc)
+            unknown = np.isnat(when) | np.isnat(ref)
+            days = ((when.view(np.int64) - ref.view(np.int64)) // _DAY_NS).astype("float64")
+            days[unknown] = np.nan
+            expected = np.where(days < 0, days, days + 1)
+            actual = _num(df, dy)
+            bad = np.flatnonzero(~((actual == expected) | (np.isnan(actual) & np.isnan(expected))))
+            shown = np.where(np.isnan(expected[bad]), "none",
+                             np.nan_to_num(expected[bad]).round().astype("int64").astype(str)).astype(object)
             msg = "expected " + shown + f" from {dtc} and DM.RFSTDTC (no day 0)"
-            parts.append(make_findings("XR005", "ERROR", name, df[bad], dy, msg[bad]))
+            parts.append(_find("XR005", "ERROR", name, df, bad, dy, msg))
     return _concat(parts)
 
 
@@ -246,11 +430,18 @@ def start_not_after_end(ds: Datasets, study=None) -> pd.DataFrame:
         if st not in df or en not in df:
             continue
         s_txt, e_txt = _text(df, st), _text(df, en)
-        s, e = to_datetime(s_txt), to_datetime(e_txt)
-        timed = (s_txt.str.len() > 10) & (e_txt.str.len() > 10)
-        bad = (s > e) | ((s == e) & timed & (s_txt.str[:16] > e_txt.str[:16]))
-        parts.append(make_findings("XR006", "ERROR", name, df[bad], st,
-                                   f"{st} is after {en} (" + e_txt[bad] + ")"))
+        s, e = _dates(df, st), _dates(df, en)
+        bad = s > e
+        tie = np.flatnonzero(s == e)
+        if len(tie):
+            ts, te = _at(s_txt, tie), _at(e_txt, tie)
+            timed = _np(pc.and_(pc.greater(pc.utf8_length(ts), 10), pc.greater(pc.utf8_length(te), 10)))
+            # Arrow compares UTF-8 bytes, which orders as Python orders code points
+            later = _np(pc.greater(pc.utf8_slice_codeunits(ts, 0, 16), pc.utf8_slice_codeunits(te, 0, 16)))
+            bad[tie[timed & later]] = True
+        bad = np.flatnonzero(bad)
+        parts.append(_find("XR006", "ERROR", name, df, bad, st,
+                           _concat_text(f"{st} is after {en} (", _at(e_txt, bad), ")")))
     return _concat(parts)
 
 
@@ -260,17 +451,24 @@ def seq_unique(ds: Datasets, study=None) -> pd.DataFrame:
         seq = f"{_prefix(name)}SEQ"
         if seq not in df:
             continue
-        keyed = pd.DataFrame({"u": _text(df, "USUBJID"), "s": pd.to_numeric(df[seq], errors="coerce")})
-        bad = keyed["s"].notna() & keyed.duplicated(["u", "s"], keep=False)
-        parts.append(make_findings("XR007", "ERROR", name, df[bad], seq,
-                                   f"{seq} is not unique within USUBJID"))
+        s = _num(df, seq)
+        keyed = pd.DataFrame({"u": _np(pc.dictionary_encode(_text(df, "USUBJID")).indices), "s": s})
+        bad = ~np.isnan(s) & keyed.duplicated(["u", "s"], keep=False).to_numpy()
+        parts.append(_find("XR007", "ERROR", name, df, bad, seq, f"{seq} is not unique within USUBJID"))
     return _concat(parts)
 
 
 # ---------------------------------------------------------------- visits and epochs
 
-def _visit_frame(df: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"num": _key(df["VISITNUM"]), "vis": _text(df, "VISIT")}, index=df.index)
+def _codes(arr: pa.Array) -> np.ndarray:
+    return _np(pc.dictionary_encode(arr).indices).astype(np.int64)
+
+
+def _many(by: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """Per row: its `by` group holds more than one distinct `of` (codes)."""
+    pairs = np.unique(by * (of.max(initial=0) + 1) + of)
+    counts = np.bincount(pairs // (of.max(initial=0) + 1), minlength=by.max(initial=-1) + 1)
+    return counts[by] > 1
 
 
 def visit_one_to_one(ds: Datasets, study=None) -> pd.DataFrame:
@@ -279,14 +477,13 @@ def visit_one_to_one(ds: Datasets, study=None) -> pd.DataFrame:
     for name, df in ds.items():
         if "VISITNUM" not in df or "VISIT" not in df:
             continue
-        v = _visit_frame(df)
-        v = v[(v["num"] != "") & (v["vis"] != "")]
-        many_vis = v.groupby("num")["vis"].transform("nunique") > 1
-        many_num = v.groupby("vis")["num"].transform("nunique") > 1
-        parts.append(make_findings("XR008", "ERROR", name, df.loc[v.index[many_vis]], "VISIT",
-                                   "this VISITNUM has more than one VISIT in the dataset"))
-        parts.append(make_findings("XR008", "ERROR", name, df.loc[v.index[many_num]], "VISITNUM",
-                                   "this VISIT has more than one VISITNUM in the dataset"))
+        num, vis = _key(df, "VISITNUM"), _text(df, "VISIT")
+        rows = np.flatnonzero(_filled(num) & _filled(vis))
+        n, v = _codes(_at(num, rows)), _codes(_at(vis, rows))
+        parts.append(_find("XR008", "ERROR", name, df, rows[_many(n, v)], "VISIT",
+                           "this VISITNUM has more than one VISIT in the dataset"))
+        parts.append(_find("XR008", "ERROR", name, df, rows[_many(v, n)], "VISITNUM",
+                           "this VISIT has more than one VISITNUM in the dataset"))
     return _concat(parts)
 
 
@@ -296,21 +493,20 @@ def visits_in_sv(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR009", "SV", sv, ["USUBJID", "VISITNUM", "VISIT"], "no visit reference")
     if miss is not None:
         return miss
-    ref = pd.DataFrame({"u": _text(sv, "USUBJID"), **_visit_frame(sv)}).drop_duplicates(["u", "num"])
+    ref = [_text(sv, "USUBJID"), _key(sv, "VISITNUM")]
     parts = []
     for name, df in _subject_datasets(ds, ("VISITNUM", "VISIT")).items():
         if name == "SV":
             continue
-        rec = pd.DataFrame({"u": _text(df, "USUBJID"), **_visit_frame(df)}).reset_index()
-        rec = rec[rec["num"] != ""].merge(ref, on=["u", "num"], how="left", suffixes=("", "_sv"))
-        absent = rec["vis_sv"].isna()
-        renamed = ~absent & (rec["vis"] != rec["vis_sv"])
+        rows = np.flatnonzero(_filled(_key(df, "VISITNUM")))
+        hit = _match([_at(_text(df, "USUBJID"), rows), _at(_key(df, "VISITNUM"), rows)], ref)
+        absent = hit < 0
+        sv_vis = _at(_text(sv, "VISIT"), np.maximum(hit, 0))
+        renamed = ~absent & _np(pc.not_equal(_at(_text(df, "VISIT"), rows), sv_vis))
         bad = absent | renamed
-        text = pd.Series(np.where(absent, "VISITNUM is not an SV visit of the subject",
-                                  "VISIT differs from SV.VISIT '" + rec["vis_sv"].fillna("") + "'"))
-        rows = df.loc[rec.loc[bad, "index"]]
-        parts.append(make_findings("XR009", "ERROR", name, rows, "VISITNUM",
-                                   pd.Series(text[bad].values, index=rows.index)))
+        text = np.where(absent[bad], "VISITNUM is not an SV visit of the subject",
+                        "VISIT differs from SV.VISIT '" + _np(sv_vis.filter(pa.array(bad))).astype(object) + "'")
+        parts.append(_find("XR009", "ERROR", name, df, rows[bad], "VISITNUM", text))
     return _concat(parts)
 
 
@@ -319,14 +515,14 @@ def epoch_in_ta(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR019", "TA", ta, ["EPOCH"], "planned epochs unknown")
     if miss is not None:
         return miss
-    epochs = set(_text(ta, "EPOCH")) - {""}
+    epochs = pc.unique(_text(ta, "EPOCH"))
     parts = []
     for name, df in ds.items():
         if name == "TA" or "EPOCH" not in df:
             continue
         ep = _text(df, "EPOCH")
-        parts.append(make_findings("XR019", "ERROR", name, df[(ep != "") & ~ep.isin(epochs)],
-                                   "EPOCH", "EPOCH is not an epoch of TA"))
+        parts.append(_find("XR019", "ERROR", name, df, _filled(ep) & ~_isin(ep, epochs),
+                           "EPOCH", "EPOCH is not an epoch of TA"))
     return _concat(parts)
 
 
@@ -338,17 +534,16 @@ def death_flag_date(ds: Datasets, study=None) -> pd.DataFrame:
     miss = _missing("XR010", "DM", dm, ["DTHFL", "DTHDTC"], "death not recorded in DM")
     if miss is not None:
         return miss
-    flag, date = _text(dm, "DTHFL") == "Y", _text(dm, "DTHDTC") != ""
+    flag, date = _is(_text(dm, "DTHFL"), "Y"), _filled(_text(dm, "DTHDTC"))
     return _concat([
-        make_findings("XR010", "ERROR", "DM", dm[flag & ~date], "DTHFL", "DTHFL = Y but DTHDTC is empty"),
-        make_findings("XR010", "ERROR", "DM", dm[~flag & date], "DTHDTC", "DTHDTC is present but DTHFL is not Y"),
+        _find("XR010", "ERROR", "DM", dm, flag & ~date, "DTHFL", "DTHFL = Y but DTHDTC is empty"),
+        _find("XR010", "ERROR", "DM", dm, ~flag & date, "DTHDTC", "DTHDTC is present but DTHFL is not Y"),
     ])
 
 
-def _ds_deaths(ds: Datasets) -> pd.DataFrame:
-    d = ds["DS"]
-    deaths = d[_text(d, "DSDECOD") == "DEATH"]
-    return deaths.assign(_u=_text(deaths, "USUBJID"))
+def _ds_deaths(ds: Datasets) -> np.ndarray:
+    """Positions of the DS DEATH records."""
+    return np.flatnonzero(_is(_text(ds["DS"], "DSDECOD"), "DEATH"))
 
 
 def death_in_ds(ds: Datasets, study=None) -> pd.DataFrame:
@@ -358,14 +553,14 @@ def death_in_ds(ds: Datasets, study=None) -> pd.DataFrame:
                   _missing("XR011", "DS", d, ["USUBJID", "DSDECOD"], "disposition absent"))
     if miss is not None:
         return miss
-    dead_ds = set(_ds_deaths(ds)["_u"])
-    subj, flag = _text(dm, "USUBJID"), _text(dm, "DTHFL") == "Y"
     deaths = _ds_deaths(ds)
+    dead_ds = _at(_text(d, "USUBJID"), deaths)
+    subj, flag = _text(dm, "USUBJID"), _is(_text(dm, "DTHFL"), "Y")
     return _concat([
-        make_findings("XR011", "ERROR", "DM", dm[flag & ~subj.isin(dead_ds)], "DTHFL",
-                      "DTHFL = Y but DS has no DSDECOD = DEATH record"),
-        make_findings("XR011", "ERROR", "DS", deaths[~deaths["_u"].isin(set(subj[flag]))], "DSDECOD",
-                      "DS records a DEATH but DM.DTHFL is not Y"),
+        _find("XR011", "ERROR", "DM", dm, flag & ~_isin(subj, dead_ds), "DTHFL",
+              "DTHFL = Y but DS has no DSDECOD = DEATH record"),
+        _find("XR011", "ERROR", "DS", d, deaths[~_isin(dead_ds, subj.filter(pa.array(flag)))], "DSDECOD",
+              "DS records a DEATH but DM.DTHFL is not Y"),
     ])
 
 
@@ -376,27 +571,38 @@ def death_dates_agree(ds: Datasets, study=None) -> pd.DataFrame:
     if miss is not None:
         return miss
     deaths = _ds_deaths(ds)
-    dth = deaths["_u"].map(_dm_column(ds, "DTHDTC")).fillna("")
-    bad = (dth != "") & (_text(deaths, "DSSTDTC").str[:10] != dth.str[:10])
-    return make_findings("XR012", "ERROR", "DS", deaths[bad], "DSSTDTC",
-                         "DS death date differs from DM.DTHDTC (" + dth[bad] + ")")
+    dm_row = _dm_rows(ds, d)[deaths]
+    dth = pc.if_else(pa.array(dm_row >= 0), _at(_text(ds["DM"], "DTHDTC"), np.maximum(dm_row, 0)), "")
+    same = pc.equal(pc.utf8_slice_codeunits(_at(_text(d, "DSSTDTC"), deaths), 0, 10),
+                    pc.utf8_slice_codeunits(dth, 0, 10))
+    bad = _filled(dth) & ~_np(same)
+    return _concat([_find("XR012", "ERROR", "DS", d, deaths[bad], "DSSTDTC",
+                 _concat_text("DS death date differs from DM.DTHDTC (", dth.filter(pa.array(bad)), ")"))])
 
 
 def nothing_after_death(ds: Datasets, study=None) -> pd.DataFrame:
     """No record starts, ends or is collected after the death date (date part), apart from
     disposition and survival follow-up, which report the death itself."""
-    dth = to_datetime(_dm_column(ds, "DTHDTC")).dropna()
+    dm = ds["DM"]
+    if "USUBJID" not in dm:
+        return _concat([])
+    # DM's first record per subject speaks for the subject
+    first = np.unique(_codes(_text(dm, "USUBJID")), return_index=True)[1]
+    if np.isnat(_dates(dm, "DTHDTC")[first]).all():
+        return _concat([])
     parts = []
     for name, df in _subject_datasets(ds).items():
-        if name in _AFTER_DEATH_OK or dth.empty:
+        if name in _AFTER_DEATH_OK:
             continue
-        death = _text(df, "USUBJID").map(dth)
+        death = _dm_dates(ds, df, "DTHDTC")
+        dead = np.flatnonzero(~np.isnat(death))
         for var in (c for c in df.columns if c.startswith(_prefix(name)) and c.endswith("DTC")):
-            when = to_datetime(_text(df, var))
-            bad = when > death
-            parts.append(make_findings(
-                "XR013", "WARNING", name, df[bad], var,
-                f"{var} is after the subject's death (DM.DTHDTC " + death[bad].dt.strftime("%Y-%m-%d")
+            if not len(dead):
+                break
+            bad = dead[_dates(df, var)[dead] > death[dead]]
+            parts.append(_find(
+                "XR013", "WARNING", name, df, bad, var,
+                f"{var} is after the subject's death (DM.DTHDTC " + _ymd(death[bad])
                 + "): check the date, or the death date"))
     return _concat(parts)
 
@@ -409,11 +615,10 @@ def ae_death_has_fatal_ae(ds: Datasets, study=None) -> pd.DataFrame:
                   _missing("XR026", "AE", ae, ["USUBJID", "AEOUT"], "AE outcome absent"))
     if miss is not None:
         return miss
-    cause = dd[(_text(dd, "DDTESTCD") == "PRCDTH") & (_text(dd, "DDRESCAT") == "ADVERSE EVENT")]
-    fatal = set(_text(ae, "USUBJID")[_text(ae, "AEOUT") == "FATAL"])
-    bad = cause[~_text(cause, "USUBJID").isin(fatal)]
-    return make_findings("XR026", "ERROR", "DD", bad, "DDRESCAT",
-                         "death due to an adverse event but AE has no record with AEOUT = FATAL")
+    cause = _is(_text(dd, "DDTESTCD"), "PRCDTH") & _is(_text(dd, "DDRESCAT"), "ADVERSE EVENT")
+    fatal = _text(ae, "USUBJID").filter(pc.equal(_text(ae, "AEOUT"), "FATAL"))
+    return _concat([_find("XR026", "ERROR", "DD", dd, cause & ~_isin(_text(dd, "USUBJID"), fatal), "DDRESCAT",
+                 "death due to an adverse event but AE has no record with AEOUT = FATAL")])
 
 
 # Outcomes of an event that has not ended (CT OUT).
@@ -428,43 +633,50 @@ def ae_outcome_agrees_with_end(ds: Datasets, study=None) -> pd.DataFrame:
     if "AEOUT" not in ae or "AEENDTC" not in ae:     # both permissible/expected: nothing to compare
         return _concat([])
     out = _text(ae, "AEOUT")
-    bad = out.isin(_NOT_ENDED) & (_text(ae, "AEENDTC") != "")
-    return make_findings("XR027", "ERROR", "AE", ae[bad], "AEOUT", "AEOUT " + out[bad] + " but AEENDTC is present")
+    bad = np.flatnonzero(_isin(out, _NOT_ENDED) & _filled(_text(ae, "AEENDTC")))
+    return _concat([_find("XR027", "ERROR", "AE", ae, bad, "AEOUT",
+                 _concat_text("AEOUT ", _at(out, bad), " but AEENDTC is present"))])
 
 
 # ---------------------------------------------------------------- relationships
 
 def _resolve(name: str, rel: pd.DataFrame, ds: Datasets, rule: str) -> pd.DataFrame:
     """Records of a SUPP-- or RELREC whose RDOMAIN/USUBJID/IDVAR/IDVARVAL match no parent
-    record. Loops over the few distinct (RDOMAIN, IDVAR) pairs, merging each at once."""
+    record. Loops over the few distinct (RDOMAIN, IDVAR) pairs, looking each up at once."""
     miss = _missing(rule, name, rel, ["RDOMAIN", "IDVAR", "IDVARVAL"], "references unreadable")
     if miss is not None:
         return miss
-    keys = pd.DataFrame({"dom": _text(rel, "RDOMAIN"), "u": _text(rel, "USUBJID"),
-                         "var": _text(rel, "IDVAR"), "val": _key(rel["IDVARVAL"])}, index=rel.index)
-    ok = pd.Series(False, index=rel.index)
-    why = pd.Series("no parent record matches", index=rel.index)
-    for (dom, var), grp in keys.groupby(["dom", "var"]):
-        parent = ds.get(dom)
+    dom, var, u = _text(rel, "RDOMAIN"), _text(rel, "IDVAR"), _text(rel, "USUBJID")
+    val = _key(rel, "IDVARVAL")
+    ok = np.zeros(len(rel), dtype=bool)
+    why = np.full(len(rel), "no parent record matches", dtype=object)
+    dom_codes, var_codes = pc.dictionary_encode(dom), pc.dictionary_encode(var)
+    pair = _np(dom_codes.indices).astype(np.int64) * len(var_codes.dictionary) + _np(var_codes.indices)
+    order = np.argsort(pair, kind="stable")
+    starts = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]])
+    dataset_level = ~_filled(u)
+    for grp in np.split(order, starts[1:]):
+        if not len(grp):
+            continue
+        g_dom, g_var = dom[int(grp[0])].as_py(), var[int(grp[0])].as_py()
+        parent = ds.get(g_dom)
         if parent is None:
-            why[grp.index] = f"parent dataset {dom} is absent"
+            why[grp] = f"parent dataset {g_dom} is absent"
             continue
-        if var and var not in parent:
-            why[grp.index] = f"IDVAR {var} is not a variable of {dom}"
+        if g_var and g_var not in parent:
+            why[grp] = f"IDVAR {g_var} is not a variable of {g_dom}"
             continue
-        pk = pd.DataFrame({"u": _text(parent, "USUBJID")})
-        on = ["u"]
-        if var:
-            pk["val"] = _key(parent[var])
-            on.append("val")
         # A RELREC dataset-level relationship has no USUBJID: the IDVAR must only exist.
-        dataset_level = grp["u"] == ""
-        ok[grp.index[dataset_level]] = rule == "XR015" and bool(var)
-        sub = grp[~dataset_level]
-        hit = sub.reset_index().merge(pk.drop_duplicates(), on=on, how="inner")["index"]
-        ok[hit] = True
-    return make_findings(rule, "ERROR", name, rel[~ok], "IDVARVAL",
-                         f"{name} record does not resolve to a parent: " + why[~ok])
+        ok[grp[dataset_level[grp]]] = rule == "XR015" and bool(g_var)
+        sub = grp[~dataset_level[grp]]
+        left, right = [_at(u, sub)], [_text(parent, "USUBJID")]
+        if g_var:
+            left.append(_at(val, sub))
+            right.append(_key(parent, g_var))
+        ok[sub[_match(left, right) >= 0]] = True
+    bad = np.flatnonzero(~ok)
+    return _concat([_find(rule, "ERROR", name, rel, bad, "IDVARVAL",
+                 f"{name} record does not resolve to a parent: " + why[bad])])
 
 
 def supp_parents_exist(ds: Datasets, study=None) -> pd.DataFrame:
@@ -483,18 +695,16 @@ def tr_links_to_tu(ds: Datasets, study=None) -> pd.DataFrame:
                   _missing("XR016", "TR", tr, ["USUBJID", "TRLNKID"], "tumour links absent"))
     if miss is not None:
         return miss
-    known = set(zip(_text(tu, "USUBJID"), _text(tu, "TULNKID")))
-    link = pd.Series(list(zip(_text(tr, "USUBJID"), _text(tr, "TRLNKID"))), index=tr.index)
-    bad = (_text(tr, "TRLNKID") != "") & ~link.isin(known)
-    parts = [make_findings("XR016", "ERROR", "TR", tr[bad], "TRLNKID",
-                           "TRLNKID has no TU record with this TULNKID for the subject")]
+    link = [_text(tr, "USUBJID"), _text(tr, "TRLNKID")]
+    bad = _filled(link[1]) & (_match(link, [_text(tu, "USUBJID"), _text(tu, "TULNKID")]) < 0)
+    parts = [_find("XR016", "ERROR", "TR", tr, bad, "TRLNKID",
+                   "TRLNKID has no TU record with this TULNKID for the subject")]
     rs = ds.get("RS")
     if rs is not None and "RSLNKGRP" in rs and "TRLNKGRP" in tr:
-        groups = set(zip(_text(tr, "USUBJID"), _text(tr, "TRLNKGRP")))
-        grp = pd.Series(list(zip(_text(rs, "USUBJID"), _text(rs, "RSLNKGRP"))), index=rs.index)
-        bad = (_text(rs, "RSLNKGRP") != "") & ~grp.isin(groups)
-        parts.append(make_findings("XR016", "ERROR", "RS", rs[bad], "RSLNKGRP",
-                                   "RSLNKGRP has no TR record with this TRLNKGRP for the subject"))
+        grp = [_text(rs, "USUBJID"), _text(rs, "RSLNKGRP")]
+        bad = _filled(grp[1]) & (_match(grp, [_text(tr, "USUBJID"), _text(tr, "TRLNKGRP")]) < 0)
+        parts.append(_find("XR016", "ERROR", "RS", rs, bad, "RSLNKGRP",
+                           "RSLNKGRP has no TR record with this TRLNKGRP for the subject"))
     return _concat(parts)
 
 
@@ -504,10 +714,10 @@ def tu_has_tr(ds: Datasets, study=None) -> pd.DataFrame:
                   _missing("XR017", "TR", tr, ["USUBJID", "TRLNKID"], "tumour links absent"))
     if miss is not None:
         return miss
-    measured = set(zip(_text(tr, "USUBJID"), _text(tr, "TRLNKID")))
-    ident = pd.Series(list(zip(_text(tu, "USUBJID"), _text(tu, "TULNKID"))), index=tu.index)
-    return make_findings("XR017", "WARNING", "TU", tu[~ident.isin(measured)], "TULNKID",
-                         "identified tumour/lesion has no TR assessment")
+    unmeasured = _match([_text(tu, "USUBJID"), _text(tu, "TULNKID")],
+                        [_text(tr, "USUBJID"), _text(tr, "TRLNKID")]) < 0
+    return _concat([_find("XR017", "WARNING", "TU", tu, unmeasured, "TULNKID",
+                 "identified tumour/lesion has no TR assessment")])
 
 
 # ---------------------------------------------------------------- trial summary
@@ -519,13 +729,12 @@ def ts_required_parameters(ds: Datasets, study=None) -> pd.DataFrame:
     if miss is not None:
         return miss
     code = _text(ts, "TSPARMCD")
-    absent = sorted(set(TS_REQUIRED) - set(code))
+    absent = sorted(set(TS_REQUIRED) - set(pc.unique(code).to_pylist()))
     rows = pd.DataFrame({"TSPARMCD": absent})
-    empty = ts[code.isin(TS_REQUIRED) & (_text(ts, "TSVAL") == "") & (_text(ts, "TSVALNF") == "")]
+    empty = _isin(code, TS_REQUIRED) & ~_filled(_text(ts, "TSVAL")) & ~_filled(_text(ts, "TSVALNF"))
     return _concat([
         make_findings("XR018", "ERROR", "TS", rows, "TSPARMCD", "required TS parameter is missing"),
-        make_findings("XR018", "ERROR", "TS", empty, "TSPARMCD",
-                      "required TS parameter has neither TSVAL nor TSVALNF"),
+        _find("XR018", "ERROR", "TS", ts, empty, "TSPARMCD", "required TS parameter has neither TSVAL nor TSVALNF"),
     ])
 
 
@@ -540,11 +749,11 @@ def units_consistent(ds: Datasets, study=None) -> pd.DataFrame:
         tc, u = f"{p}TESTCD", f"{p}STRESU"
         if tc not in df or u not in df:
             continue
-        unit = _text(df, u)
-        units = unit[unit != ""].groupby(_text(df, tc)[unit != ""]).transform("nunique")
-        bad = df.loc[units.index[units > 1]]
-        parts.append(make_findings("XR022", "ERROR", name, bad, u,
-                                   f"{tc} " + _text(bad, tc) + f" has more than one {u} in {name}"))
+        rows = np.flatnonzero(_filled(_text(df, u)))
+        test = _at(_text(df, tc), rows)
+        bad = _many(_codes(test), _codes(_at(_text(df, u), rows)))
+        parts.append(_find("XR022", "ERROR", name, df, rows[bad], u,
+                           _concat_text(f"{tc} ", test.filter(pa.array(bad)), f" has more than one {u} in {name}")))
     return _concat(parts)
 
 
@@ -557,12 +766,12 @@ def stresn_matches_stresc(ds: Datasets, study=None) -> pd.DataFrame:
         c, n = f"{p}STRESC", f"{p}STRESN"
         if c not in df or n not in df:
             continue
-        as_num = pd.to_numeric(_text(df, c), errors="coerce")
-        stresn = pd.to_numeric(df[n], errors="coerce")
-        same = np.isclose(as_num.fillna(0), stresn.fillna(0), rtol=1e-9, atol=0)
-        bad = (as_num.notna() & (stresn.isna() | ~same)) | (as_num.isna() & stresn.notna())
-        parts.append(make_findings("XR023", "ERROR", name, df[bad], n,
-                                   f"{n} does not equal the numeric {c} '" + _text(df, c)[bad] + "'"))
+        as_num, stresn = _numbers(df, c), _num(df, n)
+        has_c, has_n = ~np.isnan(as_num), ~np.isnan(stresn)
+        same = np.isclose(np.where(has_c, as_num, 0.0), np.where(has_n, stresn, 0.0), rtol=1e-9, atol=0)
+        bad = np.flatnonzero((has_c & (~has_n | ~same)) | (~has_c & has_n))
+        parts.append(_find("XR023", "ERROR", name, df, bad, n,
+                           _concat_text(f"{n} does not equal the numeric {c} '", _at(_text(df, c), bad), "'")))
     return _concat(parts)
 
 
@@ -570,14 +779,28 @@ def _char_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
 
 
+def _char_checks(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over a Char column for XR024 and XR025: positions of non-ASCII values
+    (after stripping, as the other rules read them), positions longer than MAX_BYTES and
+    their byte lengths. Only these few positions are kept for the run."""
+    def check():
+        text = _filled_text(df[col])
+        odd = np.flatnonzero(~_np(pc.string_is_ascii(text)))
+        if len(odd):      # stripping may drop non-ASCII blanks (U+00A0, U+3000) at either end
+            odd = odd[~_np(pc.string_is_ascii(pc.utf8_trim_whitespace(_at(text, odd))))]
+        size = _np(pc.binary_length(text))
+        long = np.flatnonzero(size > MAX_BYTES)
+        return odd, long, size[long]
+    return _once("char", df, col, check)
+
+
 def ascii_only(ds: Datasets, study=None) -> pd.DataFrame:
     """FDA TCG: character data are ASCII (transport files are read as US-ASCII/Latin-1)."""
     parts = []
     for name, df in ds.items():
         for col in _char_columns(df):
-            bad = _text(df, col).str.contains(r"[^\x00-\x7f]", regex=True)
-            parts.append(make_findings("XR024", "ERROR", name, df[bad], col,
-                                       f"{col} contains non-ASCII characters"))
+            parts.append(_find("XR024", "ERROR", name, df, _char_checks(df, col)[0], col,
+                               f"{col} contains non-ASCII characters"))
     return _concat(parts)
 
 
@@ -585,12 +808,9 @@ def within_200_bytes(ds: Datasets, study=None) -> pd.DataFrame:
     parts = []
     for name, df in ds.items():
         for col in _char_columns(df):
-            text = df[col].fillna("").astype(str)
-            size = text.str.encode("utf-8").str.len() if len(text) else text.str.len()
-            bad = size > MAX_BYTES
-            parts.append(make_findings("XR025", "ERROR", name, df[bad], col,
-                                       f"{col} is longer than {MAX_BYTES} bytes ("
-                                       + size[bad].astype(str) + ")"))
+            _, long, size = _char_checks(df, col)
+            parts.append(_find("XR025", "ERROR", name, df, long, col,
+                               f"{col} is longer than {MAX_BYTES} bytes (" + size.astype(str).astype(object) + ")"))
     return _concat(parts)
 
 
@@ -663,4 +883,8 @@ RULES: tuple[Rule, ...] = (
 def run_rules(datasets: Datasets, study=None) -> pd.DataFrame:
     """All findings of every rule whose datasets are present, in rule order."""
     ds = {name.upper(): df for name, df in datasets.items() if df is not None}
-    return _concat(r.check(ds, study) for r in RULES if all(n in ds for n in r.needs))
+    token = _RUN.set({})          # column values shared by the rules of this call only
+    try:
+        return _concat([r.check(ds, study) for r in RULES if all(n in ds for n in r.needs)])
+    finally:
+        _RUN.reset(token)
