@@ -10,15 +10,18 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinpipe.errors import ClinpipeError
 from clinpipe.outputs import staged_layer
 from clinpipe.paths import manifest_transfer, mappings_dir
-from clinpipe.reports import write_report
+from clinpipe.reports import arrow_table, write_report, write_table
 from clinpipe.yamlio import load_yaml, validation_error
-from sdtm.validate.findings import COLUMNS, findings_frame
+from sdtm.validate.findings import COLUMNS, SEVERITIES, findings_frame
 
 
 class Waiver(BaseModel):
@@ -104,6 +107,65 @@ class Validation:
                 .agg(COUNT=("RULE", "size"), WAIVED=("W", "sum"))
                 .sort_values(["SEVERITY", "RULE", "DATASET"], kind="stable").reset_index(drop=True))
 
+    def issues(self) -> pd.DataFrame:
+        """One row per issue: rule, severity, dataset, variable, message and distinct value,
+        with its number of findings (COUNT), of subjects (SUBJECTS), of waived findings and a
+        few examples (USUBJID/SEQ, the first in subject and SEQ order). Most severe first,
+        then the most frequent. Vectorised: group ids, then counts with numpy."""
+        return issue_summary(self.findings)
+
+
+ISSUE_KEYS = ["RULE", "SEVERITY", "DATASET", "VARIABLE", "MESSAGE", "VALUE"]
+ISSUE_COLUMNS = [*ISSUE_KEYS, "COUNT", "SUBJECTS", "WAIVED", "EXAMPLES"]
+EXAMPLES = 3
+DETAIL_ROWS = 50   # detail records per rule (and severity) in the xlsx and html
+
+
+def issue_summary(findings: pd.DataFrame) -> pd.DataFrame:
+    f = findings
+    if f.empty:
+        return pd.DataFrame(columns=ISSUE_COLUMNS)
+    gid = f.groupby(ISSUE_KEYS, sort=False, dropna=False).ngroup().to_numpy()
+    groups = int(gid.max()) + 1
+    count = np.bincount(gid, minlength=groups)
+    subject_code, subjects = pd.factorize(f["USUBJID"], sort=True)
+    named = (subject_code >= 0) & (np.asarray(subjects, dtype=object)[subject_code] != "")
+    pairs = np.unique(gid[named].astype(np.int64) * len(subjects) + subject_code[named])
+    n_subjects = np.bincount(pairs // max(len(subjects), 1), minlength=groups)
+    waived = np.bincount(gid, weights=(f["WAIVED"] == "Y").to_numpy(), minlength=groups).astype(np.int64)
+    seq = pd.to_numeric(f["SEQ"], errors="coerce").to_numpy(dtype=np.float64)
+    # examples: the first EXAMPLES rows of each issue in (USUBJID, SEQ) order
+    order = np.lexsort((seq, subject_code, gid))
+    starts = np.r_[0, np.cumsum(count)[:-1]]
+    rank = np.arange(len(order)) - starts[gid[order]]
+    shown = rank < EXAMPLES
+    pick = order[shown]
+    text = _example_text(f["USUBJID"].to_numpy(dtype=object)[pick], seq[pick])
+    # one column per example slot, joined across (a dataset-level finding has none)
+    slots = np.full((EXAMPLES, groups), "", dtype=text.dtype)
+    slots[rank[shown], gid[pick]] = text
+    joined = slots[0]
+    for slot in slots[1:]:
+        joined = np.where(slot != "", np.char.add(np.char.add(joined, ", "), slot), joined)
+    first = np.unique(gid, return_index=True)[1]
+    out = f.iloc[first][ISSUE_KEYS].reset_index(drop=True)
+    out["COUNT"], out["SUBJECTS"], out["WAIVED"] = count, n_subjects, waived
+    out["EXAMPLES"] = joined.astype(object)
+    rank_sev = out["SEVERITY"].map({s: i for i, s in enumerate(SEVERITIES)}).fillna(len(SEVERITIES))
+    out = out.assign(_S=rank_sev, _C=-out["COUNT"])
+    return (out.sort_values(["_S", "_C", "RULE", "DATASET", "VARIABLE", "VALUE", "MESSAGE"], kind="stable")
+            .drop(columns=["_S", "_C"]).reset_index(drop=True))
+
+
+def _example_text(usubjid: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """'USUBJID/SEQ' (SEQ as an integer where it is one), 'USUBJID' without a SEQ."""
+    subj = usubjid.astype(str)
+    has_seq = ~np.isnan(seq)
+    whole = has_seq & (seq == np.floor(np.where(has_seq, seq, 0)))
+    seq_text = np.where(whole, np.where(whole, seq, 0).astype(np.int64).astype(str), seq.astype(str))
+    text = np.where(has_seq, np.char.add(np.char.add(subj, "/"), seq_text), subj)
+    return np.where(subj == "", "", text)
+
 
 def validate(datasets: dict[str, pd.DataFrame], study_cfg=None, waivers: list[Waiver] | None = None,
              study: str = "") -> Validation:
@@ -129,10 +191,18 @@ def query_listing(validation: Validation, traces: pd.DataFrame | None, raw=None)
     else:
         hit["FOLDERNAME"] = ""
     return pd.DataFrame({
-        "FORM": hit["FORM"], "RECORDID": hit["RECORDID"], "SUBJECT": hit["USUBJID"].str.split("-", n=1).str[1],
+        "FORM": hit["FORM"], "RECORDID": hit["RECORDID"], "SUBJECT": _subject(hit["USUBJID"]),
         "VISIT": hit["FOLDERNAME"].fillna(""), "FIELD": hit["VARIABLE"], "VALUE": hit["VALUE"],
         "QUESTION": "Please check and correct: " + hit["MESSAGE"], "RULE": hit["RULE"],
         "SEVERITY": hit["SEVERITY"]}, columns=cols)
+
+
+def _subject(usubjid: pd.Series) -> pd.Series:
+    """The site's subject id: USUBJID after its study prefix (NaN without one)."""
+    parts = pc.extract_regex(pa.array(usubjid.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+                             r"^[^-]*-(?P<subject>.*)$")
+    return pd.Series(pc.struct_field(parts, "subject").to_numpy(zero_copy_only=False), index=usubjid.index,
+                     dtype=object)
 
 
 def build_traces(build) -> pd.DataFrame:
@@ -144,21 +214,67 @@ def build_traces(build) -> pd.DataFrame:
 
 def write_conformance(validation: Validation, out_root: Path | None = None, queries: pd.DataFrame | None = None,
                       meta: dict | None = None, transfer: str | None = None) -> Path:
-    details = validation.findings.sort_values(["SEVERITY", "RULE", "DATASET", "USUBJID", "SEQ"], kind="stable")
-    sheets = {"summary": validation.summary(), "details": details.reset_index(drop=True)}
+    """`reports/conformance.*`: every finding in conformance.csv and .parquet (and the data
+    queries, when given, in conformance_queries.*); the xlsx and html show the issue summary,
+    the per-dataset summary and the first DETAIL_ROWS findings of each rule."""
+    details = _ordered(arrow_table(validation.findings), [
+        "RULE", "DATASET", "USUBJID", "SEQ", "VARIABLE", "VALUE", "MESSAGE", "WAIVED", "WAIVER"])
+    shown = _first_per_rule(details)
+    n = len(validation.findings)
+    sheets = {"issues": validation.issues(), "summary": validation.summary(), "details": shown}
+    notes = {"issues": "One row per rule, severity, dataset, variable, message and value, with the number "
+                       f"of findings, of subjects and of waived findings, and up to {EXAMPLES} examples "
+                       "(USUBJID/SEQ).",
+             "summary": "Findings per rule and dataset.",
+             "details": f"The first {DETAIL_ROWS} findings of each rule ({len(shown):,} of {n:,}, by "
+                        "severity, rule, dataset, subject and SEQ); every finding is in conformance.csv "
+                        "and conformance.parquet."}
+    query_table = None
     if queries is not None:
-        sheets["data queries"] = queries
-    counts = validation.findings.groupby("SEVERITY").size().to_dict() if len(validation.findings) else {}
+        query_table = _ordered(arrow_table(queries), [
+            "RULE", "FORM", "SUBJECT", "RECORDID", "VISIT", "FIELD", "VALUE", "QUESTION"])
+        sheets["data queries"] = _first_per_rule(query_table)
+        notes["data queries"] = (f"The first {DETAIL_ROWS} queries of each rule ({len(sheets['data queries']):,} "
+                                 f"of {len(queries):,}); every query is in conformance_queries.csv and "
+                                 "conformance_queries.parquet.")
+    counts = validation.findings.groupby("SEVERITY").size().to_dict() if n else {}
     about = {"study": validation.study,
              "open ERROR findings": str(len(validation.open("ERROR"))),
              "findings by severity": ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
              "waivers": "mappings/<STUDY>/waivers.yaml (reason and approver shown per finding)",
+             "detail": f"all {n:,} findings in conformance.csv and conformance.parquet; this report "
+                       f"shows the first {DETAIL_ROWS} of each rule",
              **(meta or {})}
-    with staged_layer(validation.study, "reports", out_root, replace=("conformance.",),
+    with staged_layer(validation.study, "reports", out_root, replace=("conformance.", "conformance_queries."),
                       transfer=transfer) as folder:
         write_report(folder, "conformance", f"{validation.study}: SDTM conformance", sheets, about,
-                     csv_sheet="details")
+                     detail=details, notes=notes)
+        if query_table is not None:
+            write_table(query_table, folder / "conformance_queries.csv", folder / "conformance_queries.parquet")
     return folder.parent / "reports" / "conformance.html"
+
+
+def _ordered(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Rows most severe first, then by `keys`: one order for the same rows, however they came."""
+    rank = pc.fill_null(pc.index_in(table["SEVERITY"].cast(pa.string()), value_set=pa.array(SEVERITIES)),
+                        len(SEVERITIES))
+    # (nulls, a finding without SEQ, sort last)
+    order = pc.sort_indices(table.append_column("_S", rank),
+                            sort_keys=[("_S", "ascending")] + [(k, "ascending") for k in keys if k in
+                                                               table.column_names])
+    return table.take(order)
+
+
+def _first_per_rule(table: pa.Table, n: int = DETAIL_ROWS) -> pd.DataFrame:
+    """The first `n` rows of each rule and severity of a table `_ordered` (rules are runs)."""
+    if table.num_rows == 0:
+        return table.to_pandas()
+    rule = table["RULE"].to_numpy(zero_copy_only=False)
+    severity = table["SEVERITY"].to_numpy(zero_copy_only=False)
+    new_run = np.r_[True, (rule[1:] != rule[:-1]) | (severity[1:] != severity[:-1])]
+    at = np.arange(len(rule))
+    start = np.maximum.accumulate(np.where(new_run, at, 0))
+    return table.take(pa.array(np.flatnonzero(at - start < n))).to_pandas()
 
 
 def validate_run(run, out_root: Path | None = None, root: Path | None = None) -> tuple[Validation, Path]:

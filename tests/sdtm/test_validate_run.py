@@ -13,7 +13,17 @@ from edc.export import build_frames
 from edc.forms import load_forms
 from edc.transfer import write_transfer
 from sdtm.run import run_sdtm
-from sdtm.validate.run import Waiver, apply_waivers, load_sdtm_folder, validate, validate_run
+from sdtm.validate.run import (
+    Validation,
+    Waiver,
+    apply_waivers,
+    build_traces,
+    load_sdtm_folder,
+    query_listing,
+    validate,
+    validate_run,
+    write_conformance,
+)
 from simulate.run import simulate_study
 
 
@@ -34,15 +44,56 @@ def test_reports_open(validated):
     _, result, page, _ = validated
     reports = page.parent
     wb = openpyxl.load_workbook(reports / "conformance.xlsx")
-    assert {"about", "summary", "details", "data queries"} <= set(wb.sheetnames)
+    assert ["about", "issues", "summary", "details", "data queries"] == wb.sheetnames
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref and ws.column_dimensions["A"].width >= 6
     html = page.read_text()
-    assert "<script" not in html and "<link" not in html and "conformance" in html
+    assert "<link" not in html and "src=" not in html and "conformance" in html   # one self-contained file
+    assert "first 50 findings of each rule" in html and "sortable" in html
     details = pd.read_csv(reports / "conformance.csv", keep_default_na=False)
     assert list(details.columns)[:8] == ["RULE", "SEVERITY", "DATASET", "USUBJID", "SEQ", "VARIABLE",
                                          "VALUE", "MESSAGE"]
     assert len(details) == len(result.findings)
+    full = pd.read_parquet(reports / "conformance.parquet")
+    key = ["RULE", "SEVERITY", "DATASET", "USUBJID", "VARIABLE", "VALUE", "MESSAGE"]
+    assert sorted(map(tuple, full[key].values)) == sorted(map(tuple, result.findings[key].values))
+    shown = pd.read_excel(reports / "conformance.xlsx", sheet_name="details", keep_default_na=False)
+    assert shown.groupby(["RULE", "SEVERITY"]).size().max() <= 50
+    assert len(shown) == result.findings.groupby(["RULE", "SEVERITY"]).size().clip(upper=50).sum()
+    issues = pd.read_excel(reports / "conformance.xlsx", sheet_name="issues", keep_default_na=False)
+    assert issues["COUNT"].sum() == len(result.findings)
+    queries = pd.read_csv(reports / "conformance_queries.csv", keep_default_na=False)
+    assert len(queries) == len(query_listing(result, build_traces(validated[0].build), validated[0].raw))
     # the other reports of the layer survive a validation run
     assert (reports / "sdtm_reconciliation.html").is_file()
+
+
+def test_full_detail_is_byte_stable_whatever_the_finding_order(validated, tmp_path):
+    _, result, _, _ = validated
+    shuffled = Validation(result.study, result.findings.sample(frac=1, random_state=7).reset_index(drop=True))
+    pages = [write_conformance(v, tmp_path / name, transfer="T") for name, v in
+             (("a", result), ("b", shuffled))]
+    for suffix in ("csv", "parquet"):
+        a, b = (p.parent / f"conformance.{suffix}" for p in pages)
+        assert a.read_bytes() == b.read_bytes(), suffix
+
+
+def test_issue_summary_counts_subjects_and_gives_examples():
+    f = pd.DataFrame({
+        "RULE": ["A", "A", "A", "B", "A", "C"],
+        "SEVERITY": ["WARNING", "WARNING", "WARNING", "ERROR", "WARNING", "NOTICE"],
+        "DATASET": ["AE"] * 5 + ["TS"], "USUBJID": ["S-2", "S-1", "S-1", "S-1", "S-3", ""],
+        "SEQ": [3.0, 2.0, 1.0, float("nan"), 1.5, float("nan")], "VARIABLE": ["X"] * 5 + [""],
+        "VALUE": ["v"] * 4 + ["w", ""], "MESSAGE": ["m"] * 6,
+        "WAIVED": ["", "Y", "", "", "", ""], "WAIVER": [""] * 6})
+    issues = Validation("S", f).issues()
+    assert issues[["RULE", "SEVERITY", "VALUE", "COUNT", "SUBJECTS", "WAIVED", "EXAMPLES"]].values.tolist() == [
+        ["B", "ERROR", "v", 1, 1, 0, "S-1"],                          # most severe first
+        ["A", "WARNING", "v", 3, 2, 1, "S-1/1, S-1/2, S-2/3"],      # then most frequent
+        ["A", "WARNING", "w", 1, 1, 0, "S-3/1.5"],
+        ["C", "NOTICE", "", 1, 0, 0, ""]]                            # a dataset-level finding
+    assert Validation("S", f).summary().equals(Validation("S", f.sample(frac=1, random_state=1)).summary())
+    assert Validation("S", f.iloc[:0]).issues().empty
 
 
 def test_validating_the_written_folder_gives_the_same_findings(validated):
