@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from clinpipe.config import load_study
@@ -15,11 +16,10 @@ from edc.read import RawTransfer
 from sdtm.engine import (
     ISSUE_COLUMNS,
     REJECTION_COLUMNS,
+    AcceptedRecords,
     DomainResult,
-    accepted_records,
-    active_records,
-    enrolled_subjects,
     map_domain,
+    run_numbers,
 )
 from sdtm.field_coverage import MAPPED, field_coverage, form_field_summary, load_not_submitted
 from sdtm.spec import load_specs
@@ -56,7 +56,8 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     order = ["DM", *sorted(d for d in specs if d != "DM")]
     results, rejections, derived = {}, {}, {}
     ref_start = ref_exposure = elements = rules = None
-    active = active_records(raw)
+    accepted = AcceptedRecords(raw)
+    active = accepted.active()
     unscheduled = unscheduled_visits(study, raw.forms, active)
     for name in order:
         if name not in specs:
@@ -65,7 +66,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
         for spec in specs[name]:
             result, rejected = map_domain(spec, raw, study, ref_start=ref_start, ref_exposure=ref_exposure,
                                           elements=elements,
-                                          active=active, unscheduled=unscheduled)
+                                          active=active, unscheduled=unscheduled, accepted=accepted)
             parts.append((spec, result))
             rejections.setdefault(spec.source, []).append(rejected)
         results[name] = combine_parts(name, parts)
@@ -79,10 +80,9 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
     if len(sv):
         derived["SV"] = sv
     rejections = _settle_rejections(rejections, results)
-    enrolled = enrolled_subjects(raw)
     for form in raw.frames:
         if form not in rejections:
-            rejections[form] = accepted_records(raw, form, enrolled)[1]
+            rejections[form] = accepted[form][1]
     rej = pd.concat(list(rejections.values()) or [pd.DataFrame(columns=REJECTION_COLUMNS)],
                     ignore_index=True)
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
@@ -93,53 +93,80 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
                      {s.path.name: s.sha256 for group in specs.values() for s in group}, coverage)
 
 
+def _mapped_records(results: dict[str, DomainResult]) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Per raw form: (domain, RECORDIDs in its trace) of every domain that maps it."""
+    mapped: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, res in results.items():
+        ids = res.trace["RECORDID"].to_numpy()
+        for form, rows in res.trace.groupby("FORM").indices.items():
+            mapped.setdefault(form, []).append((name, ids[rows]))
+    return mapped
+
+
+def _ids(parts: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    return np.concatenate([ids for _, ids in parts]) if parts else np.array([], dtype=object)
+
+
 def _settle_rejections(per_spec: dict[str, list[pd.DataFrame]],
                        results: dict[str, DomainResult]) -> dict[str, pd.DataFrame]:
     """A form read by several specs (TL feeds TU and TR) is rejected per record only where no
     spec mapped it; each record is listed once, with the first reason given."""
-    mapped: dict[str, set] = {}
-    for res in results.values():
-        for form, ids in res.trace.groupby("FORM")["RECORDID"]:
-            mapped.setdefault(form, set()).update(ids)
+    mapped = _mapped_records(results)
     settled = {}
     for form, frames in per_spec.items():
         rej = pd.concat(frames, ignore_index=True).drop_duplicates("RECORDID")
-        settled[form] = rej[~rej["RECORDID"].isin(mapped.get(form, set()))].reset_index(drop=True)
+        # the few rejected ids are hashed, the many mapped ones only looked up
+        ids = _ids(mapped.get(form, []))
+        hit = ids[pd.Series(ids, dtype=object).isin(rej["RECORDID"]).to_numpy()] if len(rej) else ids[:0]
+        settled[form] = rej[~rej["RECORDID"].isin(hit)].reset_index(drop=True)
     return settled
 
 
 def combine_parts(domain: str, parts: list) -> DomainResult:
     """One domain from several specs (one per source form): --SEQ renumbered over the union in
-    each part's key order, SUPP-- IDVARVAL and the trace following the new numbers."""
+    each part's key order, SUPP-- IDVARVAL and the trace following the new numbers.
+
+    The records are concatenated once and taken once in the new order; a part's records are
+    found again by (part, USUBJID, old --SEQ), unique within a domain, as integer keys."""
     if len(parts) == 1:
         return parts[0][1]
     seq_var = f"{domain}SEQ"
-    data, supp, trace, issues = [], [], [], []
-    for k, (spec, res) in enumerate(parts):
-        d = res.data.assign(_PART=k, _OLD=res.data.get(seq_var))
-        data.append(d)
-        if res.supp is not None:
-            supp.append(res.supp.assign(_PART=k))
-        trace.append(res.trace.assign(_PART=k))
-        issues.append(res.issues)
-    data = pd.concat(data, ignore_index=True)
-    keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"], "_PART", "_OLD"]
-    data = data.sort_values(keys, kind="stable").reset_index(drop=True)
-    data[seq_var] = data.groupby("USUBJID").cumcount().astype("float64") + 1
-    renumber = data[["_PART", "USUBJID", "_OLD", seq_var]]
-    trace = pd.concat(trace, ignore_index=True)
+    results = [res for _, res in parts]
+    data = pd.concat([res.data for res in results], ignore_index=True)
+    part = np.repeat(np.arange(len(results)), [len(res.data) for res in results])
+    old = (data[seq_var] if seq_var in data.columns else pd.Series(np.nan, index=data.index)).to_numpy()
+    keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"]]
+    order = (data[keys].assign(_PART=part, _OLD=old)
+             .sort_values([*keys, "_PART", "_OLD"], kind="stable").index.to_numpy())
+    data = data.take(order)
+    data.index = pd.RangeIndex(len(data))
+    data[seq_var] = run_numbers(data["USUBJID"])
+    trace = pd.concat([res.trace for res in results], ignore_index=True)
+    supps = [(k, res.supp) for k, res in enumerate(results) if res.supp is not None]
+    supp = pd.concat([s for _, s in supps], ignore_index=True) if supps else None
+
+    subjects = pd.Index(pd.unique(np.concatenate(
+        [data["USUBJID"].to_numpy(), trace["USUBJID"].to_numpy(),
+         *([] if supp is None else [supp["USUBJID"].to_numpy()])])))
+    width = int(np.nanmax(old)) + 2 if len(old) and not np.isnan(old).all() else 2
+
+    def key(part_no: np.ndarray, usubjid: pd.Series, seq: np.ndarray) -> np.ndarray:
+        # a missing or fractional --SEQ matches nothing (-1 is never a record's key)
+        whole = np.isfinite(seq) & (seq % 1 == 0) & (seq >= 0) & (seq < width)
+        code = (part_no * len(subjects) + subjects.get_indexer(usubjid)) * width
+        return np.where(whole, code + np.where(whole, seq, 0).astype(np.int64), -1)
+
+    new_seq = data[seq_var].to_numpy()
+    renumber = pd.Index(key(part[order], data["USUBJID"], old[order]))
+    trace_part = np.repeat(np.arange(len(results)), [len(res.trace) for res in results])
+    at = renumber.get_indexer(key(trace_part, trace["USUBJID"], trace["SEQ"].to_numpy(dtype=float)))
     # joined subject-level records (no --SEQ of their own) keep SEQ empty
-    trace["SEQ"] = trace.merge(renumber, how="left", left_on=["_PART", "USUBJID", "SEQ"],
-                               right_on=["_PART", "USUBJID", "_OLD"])[seq_var].to_numpy()
-    supp_df = None
-    if supp:
-        supp_df = pd.concat(supp, ignore_index=True)
-        old = supp_df.assign(_OLD=supp_df["IDVARVAL"].astype(float))
-        new = old.merge(renumber, how="left", on=["_PART", "USUBJID", "_OLD"])[seq_var]
-        supp_df["IDVARVAL"] = new.astype(int).astype(str).to_numpy()
-        supp_df = supp_df.drop(columns="_PART")
-    return DomainResult(domain, data.drop(columns=["_PART", "_OLD"]), supp_df, trace.drop(columns="_PART"),
-                        pd.concat(issues, ignore_index=True))
+    trace["SEQ"] = np.where(at >= 0, new_seq[at], np.nan)
+    if supp is not None:
+        supp_part = np.repeat([k for k, _ in supps], [len(s) for _, s in supps])
+        at = renumber.get_indexer(key(supp_part, supp["USUBJID"], supp["IDVARVAL"].astype(float).to_numpy()))
+        supp["IDVARVAL"] = pd.Series(np.where(at >= 0, new_seq[at], np.nan)).astype(int).astype(str).to_numpy()
+    return DomainResult(domain, data, supp, trace, pd.concat([res.issues for res in results], ignore_index=True))
 
 
 def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
@@ -150,19 +177,16 @@ def reconcile(raw: RawTransfer, results: dict[str, DomainResult],
     field coverage, how many collected fields are mapped / not submitted and which are
     UNMAPPED. A form is "mapped" only when every one of its collected fields lands somewhere;
     a form whose records are mapped but some fields are not is "fields unmapped"."""
-    mapped: dict[str, set] = {}
-    domains: dict[str, list] = {}
-    for name, res in results.items():
-        for form, ids in res.trace.groupby("FORM")["RECORDID"]:
-            mapped.setdefault(form, set()).update(ids)
-            domains.setdefault(form, []).append(name)
+    mapped = _mapped_records(results)
     rows = []
     for form, df in raw.frames.items():
-        rejected = set(rejections[form]["RECORDID"]) if form in rejections else set()
-        n_map, n_rej = len(mapped.get(form, set()) - rejected), len(rejected)
+        rejected = pd.unique(rejections[form]["RECORDID"].to_numpy()) if form in rejections else []
+        ids = pd.unique(_ids(mapped.get(form, [])))
+        n_rej = len(rejected)
+        n_map = len(ids) - (int(pd.Series(ids, dtype=object).isin(rejected).sum()) if n_rej else 0)
         status = "mapped" if form in mapped or form in sources else "not mapped by any spec"
         rows.append((form, len(df), n_map, n_rej, len(df) - n_map - n_rej,
-                     ", ".join(sorted(set(domains.get(form, [])))), status))
+                     ", ".join(sorted({name for name, _ in mapped.get(form, [])})), status))
     out = pd.DataFrame(rows, columns=["FORM", "RECORDS", "MAPPED", "REJECTED", "UNACCOUNTED",
                                       "DOMAINS", "STATUS"])
     if coverage is None or coverage.empty:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from edc.codes import factorize
 from edc.read import RawTransfer
 from sdtm import metadata
 from sdtm.algorithms import ALGORITHMS, Context
@@ -29,33 +30,60 @@ class DomainResult:
 
 
 def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Active, non-duplicate records of enrolled subjects, and the rest as rejections."""
+    """Active, non-duplicate records of enrolled subjects, and the rest as rejections.
+
+    When nothing is rejected the form's own frame is returned, not a copy: nothing downstream
+    writes into the frames it is handed."""
     df = raw.frames[form]
     dup_of = {f.record: f.message for f in raw.findings if f.kind == "duplicate_record" and f.form == form}
-    reasons = pd.Series("", index=df.index, dtype=object)
-    reasons[df["RECORDACTIVE"] == "0"] = "inactivated in the EDC"
-    is_dup = df["RECORDID"].isin(dup_of) & (reasons == "")
-    reasons[is_dup] = "duplicate record: " + df.loc[is_dup, "RECORDID"].map(dup_of).astype(object).astype(str)
-    orphan = ~df["SUBJECT"].isin(enrolled) & (reasons == "")
-    reasons[orphan] = "subject has no enrolment record: not an enrolled study subject"
-    second = _second_records(raw, form, df, reasons == "")
-    reasons[second.index] = second["REASON"]
-    rejected = reasons != ""
-    rej = pd.DataFrame({"FORM": form, "RECORDID": df.loc[rejected, "RECORDID"],
-                        "SUBJECT": df.loc[rejected, "SUBJECT"],
-                        "FIELD": np.where(orphan[rejected], "SUBJECT",
-                                          np.where(is_dup[rejected], "", "RECORDACTIVE")),
-                        "VALUE": "", "REASON": reasons[rejected]}, columns=REJECTION_COLUMNS)
-    rej["VALUE"] = np.where(rej["FIELD"] == "SUBJECT", rej["SUBJECT"],
-                            np.where(rej["FIELD"] == "RECORDACTIVE", "0", ""))
-    hit = rej.index.isin(second.index)
-    rej.loc[hit, "FIELD"] = second.loc[rej.index[hit], "FIELD"].to_numpy()
-    rej.loc[hit, "VALUE"] = second.loc[rej.index[hit], "VALUE"].to_numpy()
+    inactive = (df["RECORDACTIVE"] == "0").to_numpy()
+    is_dup = df["RECORDID"].isin(dup_of).to_numpy() & ~inactive if dup_of else np.zeros(len(df), bool)
+    orphan = ~df["SUBJECT"].isin(enrolled).to_numpy() & ~inactive & ~is_dup
+    second = _second_records(raw, form, df, ~(inactive | is_dup | orphan))
+    is_second = np.zeros(len(df), bool)
+    is_second[df.index.get_indexer(second.index)] = True
+    rejected = inactive | is_dup | orphan | is_second
+    if not rejected.any():
+        return df, pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECTION_COLUMNS})
+    rows = df.index[rejected]
+    ids, subjects = df["RECORDID"].to_numpy()[rejected], df["SUBJECT"].to_numpy()[rejected]
+    orphan, is_dup, is_second = orphan[rejected], is_dup[rejected], is_second[rejected]
+    reasons = np.where(orphan, "subject has no enrolment record: not an enrolled study subject",
+                       "inactivated in the EDC").astype(object)
+    if is_dup.any():
+        reasons[is_dup] = "duplicate record: " + pd.Series(ids[is_dup]).map(dup_of).astype(object).astype(str)
+    fields = np.where(orphan, "SUBJECT", np.where(is_dup, "", "RECORDACTIVE")).astype(object)
+    values = np.where(orphan, subjects, np.where(is_dup, "", "0")).astype(object)
+    if is_second.any():
+        at = second.index.get_indexer(rows[is_second])
+        reasons[is_second] = second["REASON"].to_numpy()[at]
+        fields[is_second] = second["FIELD"].to_numpy()[at]
+        values[is_second] = second["VALUE"].to_numpy()[at]
+    rej = pd.DataFrame({"FORM": form, "RECORDID": ids, "SUBJECT": subjects, "FIELD": fields,
+                        "VALUE": values, "REASON": reasons}, index=rows, columns=REJECTION_COLUMNS)
     return df[~rejected], rej
 
 
-def _second_records(raw: RawTransfer, form: str, df: pd.DataFrame, candidates: pd.Series
-                    ) -> pd.Series:
+class AcceptedRecords:
+    """`accepted_records` of every form of one transfer, each worked out once however many
+    specs, joins and look-ups ask for it."""
+
+    def __init__(self, raw: RawTransfer):
+        self.raw = raw
+        self.enrolled = enrolled_subjects(raw)
+        self._forms: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def __getitem__(self, form: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if form not in self._forms:
+            self._forms[form] = accepted_records(self.raw, form, self.enrolled)
+        return self._forms[form]
+
+    def active(self) -> dict[str, pd.DataFrame]:
+        return {form: self[form][0] for form in self.raw.frames}
+
+
+def _second_records(raw: RawTransfer, form: str, df: pd.DataFrame, candidates: np.ndarray
+                    ) -> pd.DataFrame:
     """Reasons for the records of a non-repeating form beyond the first for one subject and
     visit (SUBJECT, FOLDER, FOLDERSEQ): an EDC conflict (two DM records, one M and one F) that
     no mapping can settle. The first record is kept; the others are rejected naming it and the
@@ -65,10 +93,10 @@ def _second_records(raw: RawTransfer, form: str, df: pd.DataFrame, candidates: p
     if form not in defs or defs[form].repeating:
         return none
     keys = ["SUBJECT", "FOLDER", "FOLDERSEQ"]
-    live = df[candidates]
-    extra = live.duplicated(keys, keep="first")
+    extra = df.loc[candidates, keys].duplicated(keys, keep="first")
     if not extra.any():
         return none
+    live = df[candidates]     # a conflict: rare, so the whole rows only now
     first = live[~extra].set_index(keys)
     later = live[extra]
     kept = first.loc[pd.MultiIndex.from_frame(later[keys])]
@@ -91,57 +119,67 @@ def enrolled_subjects(raw: RawTransfer) -> set[str]:
     return set(df.loc[df["RECORDACTIVE"] != "0", "SUBJECT"])
 
 
-def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer, enrolled: set[str],
-                      joined: list) -> pd.DataFrame:
+def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer,
+                      accepted: AcceptedRecords, joined: list) -> pd.DataFrame:
     """Bring FORM.FIELD values of other forms onto the source rows: the subject's first active
     record of that form (subject-level forms such as ENR or INF). The records used are added to
     `joined` as (FORM, RECORDID, SUBJECT) so reconciliation counts them as mapped."""
     refs = sorted({r for v in [*spec.variables.values(), *(s.var for s in spec.supp)]
                    if v.algorithm != "subject_date"
                    for r in ALGORITHMS[v.algorithm].fields(v) if "." in r})
-    out = src
-    for form in sorted({r.split(".")[0] for r in refs}):
+    forms = sorted({r.split(".")[0] for r in refs})
+    if not forms:
+        return src
+    # the joined columns go into a shallow copy: src's own columns are not copied or touched
+    out = src.copy(deep=False)
+    for form in forms:
         cols = [r.split(".", 1)[1] for r in refs if r.startswith(f"{form}.")]
         cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in raw.frames[form].columns]
         cols = list(dict.fromkeys(cols))     # a spec may name both FIELD and FIELD_DEC
-        other, _ = accepted_records(raw, form, enrolled)
-        first = (other.sort_values("RECORDID", key=lambda s: s.astype(int))
+        other = accepted[form][0]
+        first = (other[list(dict.fromkeys(["SUBJECT", "RECORDID", *cols]))]
+                 .sort_values("RECORDID", key=lambda s: s.astype(int))
                  .drop_duplicates("SUBJECT"))
         used = first[first["SUBJECT"].isin(src["SUBJECT"])]
         joined.extend(zip([form] * len(used), used["RECORDID"], used["SUBJECT"]))
-        first = first[["SUBJECT", *cols]]
-        first = first.rename(columns={c: f"{form}.{c}" for c in cols})
-        out = out.merge(first, on="SUBJECT", how="left").set_index(out.index)
-    return out.fillna({c: "" for c in out.columns if "." in c})
+        at = pd.Index(first["SUBJECT"]).get_indexer(src["SUBJECT"])
+        found = at >= 0
+        for c in cols:
+            values = np.full(len(src), "", dtype=object)
+            values[found] = first[c].to_numpy()[at[found]]
+            column = pd.Series(values, index=src.index, dtype=object)
+            out[f"{form}.{c}"] = column.fillna("") if first[c].isna().any() else column
+    return out
 
 
 def active_records(raw: RawTransfer) -> dict[str, pd.DataFrame]:
     """Every form's accepted records (what per-subject look-ups may use)."""
-    enrolled = enrolled_subjects(raw)
-    return {form: accepted_records(raw, form, enrolled)[0] for form in raw.frames}
+    return AcceptedRecords(raw).active()
 
 
 def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Series | None = None,
                ref_exposure: pd.Series | None = None,
                elements: pd.DataFrame | None = None,
                active: dict[str, pd.DataFrame] | None = None,
-               unscheduled: pd.Series | None = None) -> tuple[DomainResult, pd.DataFrame]:
-    """Map one spec; returns the domain result and the rejected raw records of its source."""
-    enrolled = enrolled_subjects(raw)
-    src, rejected = accepted_records(raw, spec.source, enrolled)
+               unscheduled: pd.Series | None = None,
+               accepted: AcceptedRecords | None = None) -> tuple[DomainResult, pd.DataFrame]:
+    """Map one spec; returns the domain result and the rejected raw records of its source.
+    `accepted` (one per transfer) shares the accepted records between the specs of a build."""
+    accepted = accepted if accepted is not None and accepted.raw is raw else AcceptedRecords(raw)
+    src, rejected = accepted[spec.source]
     if spec.filter:
         keep = src.eval(spec.filter, engine="python").astype(bool)
         src = src[keep]
     joined: list = []
-    src = _join_other_forms(src, spec, raw, enrolled, joined)
+    src = _join_other_forms(src, spec, raw, accepted, joined)
     if spec.split:
         src, rejected = _split_rows(src, spec, rejected)
     studyid = study.study.studyid
     out = pd.DataFrame(index=src.index)
     out["STUDYID"] = studyid
     out["DOMAIN"] = spec.domain
-    out["USUBJID"] = studyid + "-" + src["SUBJECT"]
-    active = active if active is not None else active_records(raw)
+    out["USUBJID"] = _usubjid(studyid, src["SUBJECT"])
+    active = active if active is not None else accepted.active()
     if unscheduled is None:
         from sdtm.visits import unscheduled_visits
         unscheduled = unscheduled_visits(study, raw.forms, active)
@@ -164,53 +202,77 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     issues = pd.DataFrame(
         [(spec.domain, v, spec.source, src.at[i, "RECORDID"], src.at[i, "SUBJECT"], value, msg)
          for v, i, value, msg in ctx.issues], columns=ISSUE_COLUMNS)
-    return DomainResult(spec.domain, out.reset_index(drop=True), supp, trace.reset_index(drop=True),
-                        issues), rejected
+    out.index = pd.RangeIndex(len(out))     # out is this call's own frame: no copy needed
+    return DomainResult(spec.domain, out, supp, trace.reset_index(drop=True), issues), rejected
+
+
+def _usubjid(studyid: str, subjects: pd.Series) -> pd.Series:
+    """STUDYID-SUBJECT, built once per subject rather than once per record."""
+    codes, distinct = factorize(subjects)
+    text = (studyid + "-" + pd.Series(distinct, dtype=subjects.dtype)).to_numpy()
+    return pd.Series(text[codes], index=subjects.index, dtype=object)
 
 
 def _split_rows(src: pd.DataFrame, spec: DomainSpec, rejected: pd.DataFrame):
     """One row per (raw record, split item) whose item field holds a value. A raw record with
-    no value in any item field is listed as rejected ('no result collected'), not dropped."""
-    parts = []
-    for k, item in enumerate(spec.split):
-        has = src[item["field"]] != ""
-        part = src[has].copy()
-        part["_ITEM"] = k
-        parts.append(part)
-    rows = pd.concat(parts) if parts else src.iloc[:0].assign(_ITEM=0)
-    empty = src[~src["RECORDID"].isin(rows["RECORDID"])]
+    no value in any item field is listed as rejected ('no result collected'), not dropped.
+    Rows are ordered by RECORDID, then item; the rows are taken from src once, in that order."""
+    has = [(src[item["field"]] != "").to_numpy() for item in spec.split]
+    rows = np.concatenate([np.flatnonzero(h) for h in has])
+    items = np.concatenate([np.full(int(h.sum()), k, dtype=np.int64) for k, h in enumerate(has)])
+    record_ids = src["RECORDID"]
+    order = np.lexsort((items, record_ids.to_numpy().astype(np.int64)[rows]))
+    split = src.take(rows[order])
+    split["_ITEM"] = items[order]
+    split.index = pd.RangeIndex(len(split))
+    empty = src[~record_ids.isin(record_ids.to_numpy()[np.logical_or.reduce(has)])]
     none = pd.DataFrame({"FORM": spec.source, "RECORDID": empty["RECORDID"], "SUBJECT": empty["SUBJECT"],
                          "FIELD": ",".join(i["field"] for i in spec.split), "VALUE": "",
                          "REASON": "no result collected in any of the form's result fields"},
                         columns=REJECTION_COLUMNS)
-    rows = rows.sort_values(["RECORDID", "_ITEM"], key=lambda s: s.astype(int) if s.name == "RECORDID" else s,
-                            kind="stable").reset_index(drop=True)
-    return rows, pd.concat([rejected, none], ignore_index=True)
+    return split, pd.concat([rejected, none], ignore_index=True)
 
 
 def _derive_seq(out: pd.DataFrame, spec: DomainSpec, seq_var: str) -> pd.DataFrame:
     """--SEQ: 1..n per subject in the order of the spec's natural key (then raw record order)."""
     keys = ["USUBJID", *[k for k in spec.keys if k not in ("STUDYID", "USUBJID") and k in out.columns]]
     ordered = out.sort_values(keys, kind="stable")
-    ordered[seq_var] = ordered.groupby("USUBJID").cumcount().astype("float64") + 1
+    ordered[seq_var] = run_numbers(ordered["USUBJID"])
     return ordered
+
+
+def run_numbers(sorted_keys: pd.Series) -> np.ndarray:
+    """1, 2, ... within each run of equal values (float64): a groupby cumcount + 1 for a
+    column already sorted by its groups, without hashing the groups."""
+    values = sorted_keys.to_numpy()
+    n = len(values)
+    if n == 0 or pd.isna(values).any():    # missing groups: let pandas apply its own rules
+        return sorted_keys.groupby(sorted_keys).cumcount().to_numpy(dtype="float64") + 1
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = values[1:] != values[:-1]
+    position = np.arange(n)
+    return (position - np.maximum.accumulate(np.where(starts, position, 0)) + 1).astype("float64")
 
 
 def _supp(spec: DomainSpec, ctx: Context, out: pd.DataFrame, seq_var: str) -> pd.DataFrame:
     ctx.out = out
-    frames = []
+    frames, order = [], []
     # A one-record-per-subject domain (DM) has no --SEQ: its SUPP-- records name the subject only
     # (IDVAR and IDVARVAL empty, SDTMIG 3.4 section 8.4).
     by_seq = seq_var in out.columns
     for s in spec.supp:
         qval = ALGORITHMS[s.var.algorithm].run(ctx, s.var).reindex(out.index).fillna("").astype(str)
         has = qval != ""
+        seq = out.loc[has, seq_var].astype(int) if by_seq else None
         frames.append(pd.DataFrame({
             "STUDYID": out.loc[has, "STUDYID"], "RDOMAIN": spec.domain, "USUBJID": out.loc[has, "USUBJID"],
             "IDVAR": seq_var if by_seq else "",
-            "IDVARVAL": out.loc[has, seq_var].astype(int).astype(str) if by_seq else "",
+            "IDVARVAL": seq.astype(str) if by_seq else "",
             "QNAM": s.qnam, "QLABEL": s.qlabel, "QVAL": qval[has], "QORIG": s.qorig, "QEVAL": ""}))
+        order.append(seq.to_numpy() if by_seq else np.zeros(int(has.sum()), dtype=np.int64))
     supp = pd.concat(frames, ignore_index=True)
-    order = pd.to_numeric(supp["IDVARVAL"], errors="coerce").fillna(0)
-    return supp.assign(_o=order).sort_values(["USUBJID", "_o", "QNAM"], kind="stable").drop(columns="_o") \
-        .reset_index(drop=True)
+    # sorted on a key frame, then the records taken once (IDVARVAL numerically: 2 before 10)
+    keys = pd.DataFrame({"USUBJID": supp["USUBJID"], "_o": np.concatenate(order), "QNAM": supp["QNAM"]})
+    supp = supp.take(keys.sort_values(["USUBJID", "_o", "QNAM"], kind="stable").index.to_numpy())
+    supp.index = pd.RangeIndex(len(supp))
+    return supp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -75,15 +76,33 @@ def load_element_rules(study: StudyConfig, forms, root: Path | None = None) -> E
     return rules
 
 
+def _full_dates(frame: pd.DataFrame, fld: str) -> tuple[pd.Series, np.ndarray]:
+    """(SUBJECT, date text) of the records with a full date in the field; the date test runs
+    once per distinct text."""
+    codes, distinct = pd.factorize(frame[fld].to_numpy())
+    full = np.append(pd.Series(distinct, dtype=object).str.match(r"^\d{4}-\d{2}-\d{2}$")
+                     .to_numpy(dtype=bool), False)[codes]
+    return frame["SUBJECT"][full], frame[fld].to_numpy()[full]
+
+
+def _per_subject(parts: list[tuple[pd.Series, np.ndarray]], how: str) -> pd.Series:
+    """Earliest (how='min') or latest ('max') date text per SUBJECT over the parts: a groupby
+    min/max of the texts, done on their sorted codes (pandas would compare the texts one by
+    one in Python)."""
+    subjects = pd.concat([s for s, _ in parts]).rename("SUBJECT")
+    codes, dates = pd.factorize(np.concatenate([d for _, d in parts]), sort=True)
+    best = pd.Series(codes, index=subjects.index).groupby(subjects).agg(how)
+    return pd.Series(np.asarray(dates, dtype=object)[best.to_numpy()], index=best.index, name="DTC",
+                     dtype=object)
+
+
 def _first_dates(raw_active: dict[str, pd.DataFrame], refs: list[str]) -> pd.Series:
     """Earliest full date per SUBJECT over the fields (partial dates cannot start an element)."""
     parts = []
     for ref in refs:
         form, _, fld = ref.partition(".")
-        frame = raw_active[form]
-        full = frame[fld].str.match(r"^\d{4}-\d{2}-\d{2}$")
-        parts.append(frame.loc[full, ["SUBJECT", fld]].set_axis(["SUBJECT", "DTC"], axis=1))
-    return pd.concat(parts).groupby("SUBJECT")["DTC"].min()
+        parts.append(_full_dates(raw_active[form], fld))
+    return _per_subject(parts, "min")
 
 
 def _last_plus(raw_active: dict[str, pd.DataFrame], rule: ArmStart) -> pd.Series:
@@ -91,9 +110,8 @@ def _last_plus(raw_active: dict[str, pd.DataFrame], rule: ArmStart) -> pd.Series
     out = pd.Series(dtype=object)
     for ref, days in (rule.after_last or {}).items():
         form, _, fld = ref.partition(".")
-        frame = raw_active[form]
-        full = frame[fld].str.match(r"^\d{4}-\d{2}-\d{2}$")
-        last = pd.to_datetime(frame.loc[full].groupby("SUBJECT")[fld].max()) + pd.Timedelta(days=days)
+        last = _per_subject([_full_dates(raw_active[form], fld)], "max").rename(fld)
+        last = pd.to_datetime(last) + pd.Timedelta(days=days)
         out = out.combine_first(last.dt.strftime("%Y-%m-%d"))
     return out
 
