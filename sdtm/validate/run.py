@@ -3,6 +3,9 @@
 Findings come from the metadata-built schemas (`schemas.py`) and the cross-dataset rules
 (`rules.py`). A reviewed waiver file (`mappings/<STUDY>/waivers.yaml`) can waive a known
 finding; waived findings stay in the reports, marked, with the reason and who approved it.
+
+A folder is read by `load_sdtm_folder` (`load.py`: parquet first, the XPT beside it checked);
+`validate` first brings any frames to the data contract the checks assume (`load.normalise`).
 """
 from __future__ import annotations
 
@@ -16,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clinpipe.errors import ClinpipeError
 from clinpipe.outputs import staged_layer
 from clinpipe.paths import manifest_transfer, mappings_dir
 from clinpipe.reports import arrow_table, write_report, write_table
 from clinpipe.yamlio import load_yaml, validation_error
 from sdtm.validate.findings import COLUMNS, SEVERITIES, findings_frame
+from sdtm.validate.load import SdtmFolder, load_sdtm_folder, normalise  # noqa: F401  (load_sdtm_folder: imported from here)
 
 
 class Waiver(BaseModel):
@@ -61,30 +64,6 @@ def apply_waivers(findings: pd.DataFrame, waivers: list[Waiver]) -> pd.DataFrame
                 hit &= out[col] == value
         out.loc[hit, "WAIVED"] = "Y"
         out.loc[hit, "WAIVER"] = f"{w.reason} (approved by {w.approved_by}, {w.approved_on})"
-    return out
-
-
-def load_sdtm_folder(folder: Path) -> dict[str, pd.DataFrame]:
-    """Every dataset of a folder: XPT (read with pyreadstat) or, where there is no XPT, parquet."""
-    from sdtm.xpt import read_xpt
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ClinpipeError("SDTM folder not found", file=folder,
-                            hint="run `clinpipe sdtm` first or give the folder holding the .xpt files")
-    out = {}
-    for path in sorted(folder.glob("*.xpt")):
-        out[path.stem.upper()] = read_xpt(path)[0]
-    for path in sorted(folder.glob("*.parquet")):
-        if path.stem.upper() in out:
-            continue
-        try:
-            out[path.stem.upper()] = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:   # pyarrow's ArrowInvalid is a ValueError
-            raise ClinpipeError(f"not a readable parquet file ({exc})", file=path,
-                                hint="re-export the dataset, or remove the file from the folder") from None
-    if not out:
-        raise ClinpipeError("no .xpt or .parquet datasets in the folder", file=folder)
     return out
 
 
@@ -169,10 +148,15 @@ def _example_text(usubjid: np.ndarray, seq: np.ndarray) -> np.ndarray:
 
 def validate(datasets: dict[str, pd.DataFrame], study_cfg=None, waivers: list[Waiver] | None = None,
              study: str = "") -> Validation:
+    """Findings of the schemas and rules on `datasets` (a folder `load_sdtm_folder` read, with
+    its XPT-SYNC findings, or any frames, e.g. the SDTM writer's), waivers applied."""
     from sdtm.validate.rules import run_rules
     from sdtm.validate.schemas import schema_findings
 
-    parts = [f for f in (schema_findings(datasets), run_rules(datasets, study_cfg)) if len(f)]
+    # the checks may assume the data contract (sdtm.validate.load): Char string[pyarrow], Num float64
+    datasets = normalise(datasets)
+    files = datasets.file_findings if isinstance(datasets, SdtmFolder) else findings_frame()
+    parts = [f for f in (files, schema_findings(datasets), run_rules(datasets, study_cfg)) if len(f)]
     found = pd.concat(parts, ignore_index=True)[COLUMNS] if parts else findings_frame()
     return Validation(study, apply_waivers(found.reset_index(drop=True), waivers or []))
 

@@ -164,3 +164,13 @@ def test_corrupt_parquet_is_an_error_naming_the_file(copy):
     (copy / "ae.parquet").write_text("not parquet")
     with pytest.raises(ClinpipeError, match="ae.parquet.*not a readable parquet file"):
         load_sdtm_folder(copy)
+
+
+def test_validation_reports_the_files_findings(copy):
+    from clinpipe.config import load_study
+    from sdtm.validate.run import validate
+
+    (copy / "ts.xpt").write_bytes(b"not an xpt")
+    result = validate(load_sdtm_folder(copy), load_study("RS001"), study="RS001")
+    sync = result.open("ERROR").query("RULE == 'XPT-SYNC'")
+    assert sync["DATASET"].unique().tolist() == ["TS"] and len(sync) == 2   # unreadable, and not the build's
