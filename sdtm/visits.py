@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edc.codes import factorize
 from sdtm import dates
 
 
@@ -56,7 +57,10 @@ def unscheduled_visits(study, forms, active: dict[str, pd.DataFrame]) -> pd.Seri
     if not parts:
         return empty
     rec = pd.concat(parts, ignore_index=True)
-    rec["WHEN"] = dates.to_datetime(rec["DTC"])
+    # a few thousand distinct dates over all records: parsed once each
+    codes, distinct = factorize(rec["DTC"])
+    when = dates.to_datetime(pd.Series(distinct, dtype=rec["DTC"].dtype))
+    rec["WHEN"] = pd.Series(when.to_numpy()[codes], index=rec.index, dtype=when.dtype)
     rec = rec.dropna(subset=["WHEN"])
     is_uns = rec["FOLDER"] == unsched
     inst = (rec[is_uns].groupby(["SUBJECT", "FOLDERSEQ"], as_index=False)["WHEN"].min()
