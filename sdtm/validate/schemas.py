@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from functools import cached_property
+from functools import cache, cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -115,7 +115,7 @@ class _Values:
     def _text_and_mask(self) -> tuple[pyarrow.Array | None, np.ndarray | None]:
         s = self.s
         if _is_string_dtype(s.dtype):
-            return _one_chunk(pyarrow.array(s.array)), None
+            return _large(_one_chunk(pyarrow.array(s.array))), None
         if s.dtype != object:
             return None, None
         kind = pd.api.types.infer_dtype(s, skipna=True)
@@ -185,6 +185,11 @@ def _one_chunk(arr) -> pyarrow.Array:
             return arr.chunk(0)
         return arr.combine_chunks() if arr.num_chunks else pyarrow.array([], type=arr.type)
     return arr
+
+
+def _large(arr: pyarrow.Array) -> pyarrow.Array:
+    # One string type for every column (string[python] arrives as string, pyarrow's as large_string).
+    return arr if pyarrow.types.is_large_string(arr.type) else arr.cast(pyarrow.large_string())
 
 
 def _mask(arr: pyarrow.Array) -> np.ndarray:
@@ -274,7 +279,6 @@ def _codelist_check(var: metadata.VarMeta) -> pa.Check | None:
     if len(var.codelists) != 1:
         return None
     cl = metadata.codelist(var.codelists[0])
-    terms = list(cl.terms)
     rule = "SCH-CTEXT" if cl.extensible else "SCH-CT"
     kind = "extensible" if cl.extensible else "non-extensible"
     # A result variable's codelist covers its coded (qualitative) results; numbers are not coded.
@@ -284,12 +288,17 @@ def _codelist_check(var: metadata.VarMeta) -> pa.Check | None:
         if v.text is None:
             return v.nontext
         values = v.distinct[0]
-        bad = ~_blank(values) & ~_mask(pc.is_in(values, value_set=pyarrow.array(terms, type=values.type)))
+        bad = ~_blank(values) & ~_mask(pc.is_in(values, value_set=_terms(cl.code)))
         if numeric_ok and bad.any():
             at = np.flatnonzero(bad)
             bad[at] = ~_numeric_text(values.take(pyarrow.array(at)))
         return v.rows(bad) | v.nontext
     return _check(rule, bad_rows, f"{var.name} value not in {kind} codelist {cl.short} ({cl.code})")
+
+
+@cache
+def _terms(code: str) -> pyarrow.Array:
+    return pyarrow.array(list(metadata.codelist(code).terms), type=pyarrow.large_string())
 
 
 def _numeric_text(values: pyarrow.Array) -> np.ndarray:
@@ -433,13 +442,24 @@ def _key(dataset: str, meta: metadata.DomainMeta, columns: list[str]) -> list[st
 def build_schema(dataset: str, columns: list[str]) -> pa.DataFrameSchema:
     """Schema for SDTM `dataset` (SUPPxx via SUPPQUAL) given the columns it actually has.
 
+    It holds the dataset's variables among `columns` and every Req and Exp variable (a missing
+    one is a finding); a Perm variable the frame lacks has nothing to check, so it is left out.
     Variables outside SDTMIG for the dataset fail as column_in_schema (strict), becoming SCH-VAR.
     Raises ConfigError if the dataset is not in the metadata.
     """
     meta = metadata.domain(dataset)
-    cols = {v.name: _column(dataset, v) for v in meta.variables}
+    present = set(columns)
+    cols = {v.name: _column(dataset, v) for v in meta.variables if v.name in present or v.core != "Perm"}
     return pa.DataFrameSchema(cols, strict=True, unique=_key(dataset, meta, columns),
                               report_duplicates="all", name=dataset)
+
+
+@lru_cache(maxsize=256)
+def _schema(dataset: str, columns: tuple[str, ...]) -> pa.DataFrameSchema:
+    # pandera deep-copies every column when it builds a schema, a fixed cost as large as the
+    # checks of a small study; the checks keep no state between runs (that lives in `_Run`),
+    # so one schema serves every frame of the same dataset and columns.
+    return build_schema(dataset, list(columns))
 
 
 # ---- failed checks -> findings ------------------------------------------------------------
@@ -453,62 +473,64 @@ def schema_findings(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def _dataset_findings(dataset: str, df: pd.DataFrame) -> pd.DataFrame:
     try:
-        schema = build_schema(dataset, list(df.columns))
+        schema = _schema(dataset, tuple(map(str, df.columns)))
     except ConfigError:
-        return _dataset_finding("SCH-DS", dataset, f"{dataset} is not an SDTMIG "
-                                f"{metadata.IG_VERSION} dataset in the metadata; not checked")
+        return findings_frame([_dataset_row("SCH-DS", dataset, f"{dataset} is not an SDTMIG "
+                                            f"{metadata.IG_VERSION} dataset in the metadata; not checked")])
     # Row positions name the records (failure indexes must point at unique rows): a shallow
     # copy with a fresh index, so the caller's frame is neither copied nor changed.
     df = df.copy(deep=False)
     df.index = pd.RangeIndex(len(df))
-    out = []
-    if df.empty:
-        out.append(_dataset_finding("SCH-EMPTY", dataset, f"{dataset} has no records"))
+    rows = [_dataset_row("SCH-EMPTY", dataset, f"{dataset} has no records")] if df.empty else []
+    frames = []
     run = _Run(df)
     token = _RUN.set(run)
     try:
         schema.validate(df, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
-        out.append(_convert(dataset, df, schema, err.failure_cases, run))
+        _convert(dataset, df, schema, err.failure_cases, run, rows, frames)
     finally:
         _RUN.reset(token)
-    return pd.concat(out, ignore_index=True) if out else findings_frame()
+    if rows:  # findings about the dataset as a whole: one frame for all of them
+        frames.append(findings_frame(rows))
+    return pd.concat(frames, ignore_index=True) if frames else findings_frame()
 
 
-def _dataset_finding(rule: str, dataset: str, message: str, variable: str = "") -> pd.DataFrame:
+def _dataset_row(rule: str, dataset: str, message: str, variable: str = "") -> dict:
     """A finding about the dataset as a whole (no record to name)."""
-    return findings_frame([{"RULE": rule, "SEVERITY": SEVERITY[rule], "DATASET": dataset,
-                            "USUBJID": "", "SEQ": float("nan"), "VARIABLE": variable,
-                            "VALUE": "", "MESSAGE": message}])
+    return {"RULE": rule, "SEVERITY": SEVERITY[rule], "DATASET": dataset, "USUBJID": "",
+            "SEQ": float("nan"), "VARIABLE": variable, "VALUE": "", "MESSAGE": message}
 
 
-def _convert(dataset: str, df: pd.DataFrame, schema: pa.DataFrameSchema,
-             cases: pd.DataFrame, run: _Run) -> pd.DataFrame:
+def _convert(dataset: str, df: pd.DataFrame, schema: pa.DataFrameSchema, cases: pd.DataFrame,
+             run: _Run, rows: list[dict], frames: list[pd.DataFrame]) -> None:
+    """Findings of every failed check: dataset-level ones to `rows`, record-level frames to `frames`."""
     # A duplicated key is listed once per key column; it is one fault, so the column is dropped.
     columns = cases["column"].where(cases["check"] != "multiple_fields_uniqueness").fillna("")
-    out = []
     for (check, column), grp in cases.groupby([cases["check"].astype(str), columns], sort=False):
-        out.append(_convert_group(dataset, df, schema, str(check), column, grp, run))
-    return pd.concat(out, ignore_index=True)
+        check = str(check)
+        if check == "column_in_schema":
+            rows += [_dataset_row("SCH-VAR", dataset, f"{v} is not an SDTMIG {metadata.IG_VERSION} "
+                                  f"variable of {dataset}", v) for v in grp["failure_case"]]
+        elif check == "column_in_dataframe":
+            rows += [_missing_column(dataset, schema, v) for v in grp["failure_case"]]
+        elif check == "multiple_fields_uniqueness":
+            frames.append(_duplicate_keys(dataset, df, schema, grp))
+        else:
+            _check_findings(dataset, df, schema, column, grp, run, rows, frames)
 
 
-def _convert_group(dataset, df, schema, check, column, grp, run: _Run) -> pd.DataFrame:
+def _check_findings(dataset, df, schema, column, grp, run: _Run, rows, frames) -> None:
     """Findings for all failed records of one check on one column (one vectorised step)."""
-    if check == "column_in_schema":
-        return pd.concat([_dataset_finding("SCH-VAR", dataset, f"{v} is not an SDTMIG "
-                          f"{metadata.IG_VERSION} variable of {dataset}", v) for v in grp["failure_case"]])
-    if check == "column_in_dataframe":
-        return pd.concat([_missing_column(dataset, schema, v) for v in grp["failure_case"]])
-    if check == "multiple_fields_uniqueness":
-        return _duplicate_keys(dataset, df, schema, grp)
     rule, message = _rule_of(schema, column, grp)
-    rows = run.failed.get((column, rule))
-    if rows is None:  # not one of our checks' verdicts: pandera's failure cases name the rows
-        rows = grp["index"].dropna().astype(int).unique()
-    if len(rows) == 0:  # a check that failed as a whole (it raised): report it on the variable
-        return _dataset_finding(rule, dataset, f"{message}: {grp['failure_case'].iloc[0]}", column)
-    return make_findings(rule, SEVERITY[rule], dataset, _records(df, rows, dataset, [column]),
-                         column, message)
+    failed = run.failed.get((column, rule))
+    if failed is None:  # not one of our checks' verdicts: pandera's failure cases name the rows
+        failed = grp["index"].dropna().astype(int).unique()
+    if len(failed) == 0:  # a check that failed as a whole (it raised): report it on the variable
+        rows.append(_dataset_row(rule, dataset, f"{message}: {grp['failure_case'].iloc[0]}", column))
+        return
+    frames.append(make_findings(rule, SEVERITY[rule], dataset, _records(df, failed, dataset, [column]),
+                                column, message))
 
 
 def _records(df: pd.DataFrame, rows, dataset: str, variables: list[str]) -> pd.DataFrame:
@@ -526,10 +548,10 @@ def _rule_of(schema: pa.DataFrameSchema, column: str, grp: pd.DataFrame) -> tupl
     return "SCH-TYPE", f"{column}: {grp['check'].iloc[0]}"  # a pandera built-in on the column
 
 
-def _missing_column(dataset: str, schema: pa.DataFrameSchema, variable: str) -> pd.DataFrame:
+def _missing_column(dataset: str, schema: pa.DataFrameSchema, variable: str) -> dict:
     core = schema.columns[variable].metadata["core"]
     rule = "SCH-REQ" if core == "Req" else "SCH-EXP"
-    return _dataset_finding(rule, dataset, f"{core} variable {variable} is missing from {dataset}", variable)
+    return _dataset_row(rule, dataset, f"{core} variable {variable} is missing from {dataset}", variable)
 
 
 def _duplicate_keys(dataset, df, schema, grp) -> pd.DataFrame:
