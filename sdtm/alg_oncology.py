@@ -40,8 +40,9 @@ _TMP = "_CT_VALUE"
 def _assign_ct(ctx, var, values: pd.Series, decode: pd.Series, options: dict) -> pd.Series:
     """assign_ct over computed values (and their decodes) with the given codelist/map options:
     the same lookup, the same issues, one implementation."""
-    src = ctx.src.assign(**{_TMP: values.astype(object), f"{_TMP}_DEC": decode.astype(object)})
-    sub = dataclasses.replace(ctx, src=src)
+    # a source of just these two columns: assign_ct reads nothing else of the records
+    src = pd.DataFrame({_TMP: values.astype(object), f"{_TMP}_DEC": decode.astype(object)}, index=values.index)
+    sub = dataclasses.replace(ctx, src=src, out=pd.DataFrame(index=src.index))
     return AssignCT().run(sub, dataclasses.replace(var, arg=_TMP, options=options))
 
 
@@ -95,8 +96,7 @@ class SplitFieldCT(Algorithm):
                 continue
             dec = f"{name}_DEC"
             decode = ctx.src.loc[rows, dec] if dec in ctx.src.columns else values
-            sub = dataclasses.replace(ctx, src=ctx.src[rows], out=ctx.out[rows])
-            out[rows] = _assign_ct(sub, var, values, decode, options)
+            out[rows] = _assign_ct(ctx, var, values, decode, options)
         return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sdtm import dates, metadata
-from sdtm.distinct import Encoded, align, combine, encode, per_distinct
+from sdtm.distinct import Encoded, align, combine, distinct_args, encode, expand, per_distinct
 
 
 @dataclass
@@ -59,6 +59,13 @@ class Context:
         enc = encode(values)
         self.memo[("encoded", key)] = (arr, enc)
         return enc
+
+    def per_value(self, what: str, enc: Encoded, func):
+        """func(enc's distinct values), computed once per encoded column (e.g. its dates)."""
+        hit = self.memo.get((what, id(enc)))
+        if hit is None or hit[0] is not enc:
+            hit = self.memo[(what, id(enc))] = (enc, func(enc.distinct()))
+        return hit[1]
 
 
 def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
@@ -174,8 +181,12 @@ class AssignCT(Algorithm):
             return pd.Series(values, index=code.index, dtype=object)
 
         # one look-up per distinct (code, decode) pair, not per record
-        out = per_distinct(lookup, codes, decodes, )
-        missing = out.isna()
+        index = codes.index
+        columns = [codes, align(decodes, index)]
+        combo = combine(columns)
+        table = lookup(*distinct_args(columns, combo))
+        out = expand(table, combo.codes, index)
+        missing = table.isna().to_numpy()[combo.codes]
         if not missing.any():
             return out
         why = "collected value has no controlled term; add it to the spec's map or the study's CT extension"
@@ -184,7 +195,7 @@ class AssignCT(Algorithm):
             why = f"{var.arg}: {why}"
         unmapped = raw[missing]
         ctx.issues.extend((var.name, idx, value, why) for idx, value in zip(unmapped.index, unmapped))
-        out[missing] = unmapped.str.upper()
+        out.iloc[np.flatnonzero(missing)] = unmapped.str.upper().to_numpy()
         return out
 
 
@@ -211,12 +222,15 @@ class Iso8601(Algorithm):
         date = ctx.encoded(date_f)
         index = date.index
         raw_name = f"{date_f}_RAW"
-        if raw_name in ctx.src.columns:
-            typed = align(ctx.encode_column(raw_name, ctx.src[raw_name]), index)
-            bad = (typed.distinct() != "").to_numpy()[typed.codes] & (date.distinct() == "").to_numpy()[date.codes]
-            if bad.any():
-                ctx.issues.extend((var.name, idx, value, "collected date is not a valid date; left empty")
-                                  for idx, value in zip(index[bad], typed.values()[bad]))
+        empty = (date.distinct() == "").to_numpy()[date.codes]
+        if raw_name in ctx.src.columns and empty.any():
+            # typed text without a date: looked at only where the date is empty
+            typed = ctx.src[raw_name]
+            typed = (typed if typed.index.equals(index) else typed.reindex(index)).to_numpy()
+            rows = np.flatnonzero(empty)
+            rows = rows[typed[rows] != ""]
+            ctx.issues.extend((var.name, idx, value, "collected date is not a valid date; left empty")
+                              for idx, value in zip(index[rows], typed[rows]))
         if time_f is None:
             return per_distinct(lambda d: dates.combine(d.astype(object), None), date)
         return per_distinct(lambda d, t: dates.combine(d.astype(object), t.astype(object)),
@@ -276,13 +290,23 @@ class StudyDay(Algorithm):
         else:
             return pd.Series(np.nan, index=ctx.src.index)
         # dates.study_day's rule on dates read once per distinct text
-        days = (dtc.values(_when(dtc.distinct())) - ref) / np.timedelta64(1, "D")
+        day_codes, when = ctx.per_value("days", dtc, _days)
+        days = (when[day_codes[dtc.codes]] - ref) / np.timedelta64(1, "D")
         return pd.Series(np.where(days >= 0, days + 1, days), index=dtc.index, dtype="float64")
 
 
 def _when(text: pd.Series) -> np.ndarray:
     """dates.to_datetime of (distinct) texts as datetime64 values."""
-    return dates.to_datetime(text).to_numpy(dtype="datetime64[ns]")
+    codes, when = _days(text)
+    return when[codes]
+
+
+def _days(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The texts as codes into their distinct days, and those days as dates.to_datetime reads
+    them: it reads only the first 10 characters, so date/times of one day are read once."""
+    day = text.fillna("").astype(str).str[:10]
+    codes, uniques = pd.factorize(day.to_numpy(dtype=object))
+    return codes, dates.to_datetime(pd.Series(uniques, dtype=object)).to_numpy(dtype="datetime64[ns]")
 
 
 class Visit(Algorithm):
@@ -327,12 +351,13 @@ class Epoch(Algorithm):
         elements = ctx.elements
         if elements is None or elements.empty:
             return pd.Series(out, index=index, dtype=object)
-        # sdtm.epochs.epoch_of on each distinct (subject, date) once, dates read per distinct text
+        # sdtm.epochs.epoch_of once per distinct (subject, day), each day read once
         subject = align(ctx.encode_column("USUBJID", ctx.out["USUBJID"]), index)
-        combo = combine([subject, dtc])
-        rep_subject, rep_dtc = subject.codes[combo.rows], dtc.codes[combo.rows]
-        rec = pd.DataFrame({"USUBJID": subject.uniques[rep_subject],
-                            "when": _when(dtc.distinct())[rep_dtc]}).dropna(subset=["when"])
+        day_codes, when = ctx.per_value("days", dtc, _days)
+        day = Encoded(day_codes[dtc.codes], when, when.dtype, index)
+        combo = combine([subject, day])
+        rec = pd.DataFrame({"USUBJID": subject.uniques[subject.codes[combo.rows]],
+                            "when": when[day.codes[combo.rows]]}).dropna(subset=["when"])
         if rec.empty:
             return pd.Series(out, index=index, dtype=object)
         se = _element_dates(elements)
