@@ -56,6 +56,8 @@ def decode_check(data: bytes, path: Path, encoding: str) -> str:
     line and byte so the user can look at it (a parser would only say "invalid data")."""
     if _is_utf8(encoding) and data.startswith(b"\xef\xbb\xbf"):
         encoding = "utf-8-sig"
+    if _is_utf8(encoding) and data.isascii():   # ASCII is valid UTF-8: no decoding pass needed
+        return encoding
     try:
         data.decode(encoding)
     except LookupError:
@@ -82,7 +84,13 @@ def _header(data: bytes, encoding: str, path: Path) -> list[str]:
 
 
 def read_csv_form(path: Path, form: FormDef, encoding: str = "utf-8") -> pd.DataFrame:
-    """One form's CSV as an export frame (unsorted; the caller finishes it).
+    """One form's CSV as an export frame (unsorted; the caller finishes it)."""
+    return read_csv_table(path, form, encoding).to_pandas()
+
+
+def read_csv_table(path: Path, form: FormDef, encoding: str = "utf-8") -> pa.Table:
+    """One form's CSV as an Arrow table of text columns (what `read_csv_form` turns into the
+    export frame; the reader also checks the system columns on it, without converting back).
 
     pyarrow parses (multi-threaded, and strict: a row with the wrong number of fields or an
     unterminated quote is an error, where pandas pads a short row or reads a trailing empty
@@ -97,7 +105,7 @@ def read_csv_form(path: Path, form: FormDef, encoding: str = "utf-8") -> pd.Data
     header = _header(data, encoding, path)
     check_columns(header, form, path)
     try:
-        table = pa_csv.read_csv(
+        return pa_csv.read_csv(
             io.BytesIO(data),
             read_options=pa_csv.ReadOptions(skip_rows=1, column_names=header, block_size=1 << 24,
                                             encoding="utf8" if _is_utf8(encoding) else encoding),
@@ -107,7 +115,6 @@ def read_csv_form(path: Path, form: FormDef, encoding: str = "utf-8") -> pd.Data
                                                   quoted_strings_can_be_null=False))
     except pa.ArrowInvalid as exc:
         raise _locate_error(data, encoding, len(header), path, exc) from None
-    return table.to_pandas()
 
 
 def _is_utf8(encoding: str) -> bool:

@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clinpipe.errors import ExportError
+from edc.codes import factorize
 from edc.csv_format import peek_studyid as peek_csv
-from edc.csv_format import read_csv_form
+from edc.csv_format import read_csv_table
 from edc.dates import raw_to_iso
 from edc.export import FormMetadata, empty_frame, finish_frame, form_metadata
 from edc.forms import FormDef, FormsConfig, load_forms
@@ -112,13 +115,15 @@ def read_transfer(path: str | Path, study: str | None = None, format: str = "aut
                           hint="pass the study explicitly (read_transfer(..., study=...))")
     forms = forms or load_forms(study)
 
+    texts: dict[str, dict[str, pa.ChunkedArray]] = {}
     if fmt == "odm":
         raw, metadata, sources = _read_odm(files[0], transfer_dir, forms, encoding, manifest)
     else:
-        raw, metadata, sources = _read_per_form(files, transfer_dir, fmt, forms, encoding, manifest)
-    for oid, df in raw.items():
-        _check_system(df, forms.form(oid), transfer_dir / sources[oid], study)
-    _check_unique_ids(raw, sources, transfer_dir)
+        raw, metadata, sources = _read_per_form(files, transfer_dir, fmt, forms, encoding, manifest,
+                                                texts)
+    ids = {oid: _check_system(df, forms.form(oid), transfer_dir / sources[oid], study, texts.get(oid))
+           for oid, df in raw.items()}
+    _check_unique_ids(ids, sources, transfer_dir)
     frames = {form.oid: finish_frame(raw[form.oid], form) if form.oid in raw else empty_frame(form)
               for form in forms.forms}
     metadata = {f.oid: metadata.get(f.oid) or form_metadata(f, forms) for f in forms.forms}
@@ -210,7 +215,10 @@ def _read_odm(path: Path, transfer_dir: Path, forms: FormsConfig, encoding: str,
 
 
 def _read_per_form(files: list[Path], transfer_dir: Path, fmt: str, forms: FormsConfig,
-                   encoding: str, manifest: Manifest | None):
+                   encoding: str, manifest: Manifest | None,
+                   texts: dict[str, dict[str, pa.ChunkedArray]] | None = None):
+    """Each file read once. For CSV, the Arrow text of the integer system columns is kept in
+    `texts` (form -> column -> text) for `_check_system`."""
     raw, metadata, sources = {}, {}, {}
     for p in files:
         oid = p.stem.upper()
@@ -225,7 +233,12 @@ def _read_per_form(files: list[Path], transfer_dir: Path, fmt: str, forms: Forms
         form = forms.form(oid)
         base = form_metadata(form, forms)
         if fmt == "csv":
-            df, metadata[oid] = read_csv_form(p, form, encoding), base
+            table = read_csv_table(p, form, encoding)
+            if texts is not None:
+                texts[oid] = {c: table.column(c) for c in _INTEGER_COLUMNS}
+            # self_destruct frees each Arrow column once converted: the peak holds one copy
+            df, metadata[oid] = table.to_pandas(split_blocks=True, self_destruct=True), base
+            del table
         else:
             # a sas7bdat names its own encoding: only an explicit non-UTF-8 choice overrides it
             own = p.suffix.lower() == ".sas7bdat" and encoding.lower() in ("utf-8", "utf8")
@@ -238,17 +251,53 @@ def _read_per_form(files: list[Path], transfer_dir: Path, fmt: str, forms: Forms
     return raw, metadata, sources
 
 
-def _integers(values: pd.Series, minimum: int) -> np.ndarray:
+# Text that is certainly a whole number >= 0 (>= 1): plain ASCII digits, few enough to be
+# exact. Everything else goes the general way (pandas to_numeric), which accepts more.
+_PLAIN = {0: r"^[0-9]{1,18}$", 1: r"^0*[1-9][0-9]{0,17}$"}
+
+
+_INTEGER_COLUMNS = ("RECORDID", "FOLDERSEQ", "RECORDPOSITION")
+
+
+def _plain_integers(values: pd.Series, minimum: int, text: pa.ChunkedArray | None = None
+                    ) -> tuple[np.ndarray, pa.Array | pa.ChunkedArray | None]:
+    """(mask of plain integer texts, the values as Arrow text), in Arrow's C++ kernels; no
+    mask (all False) when the values are not all text. `text`: the values' Arrow text when
+    the reader has it already."""
+    if text is None:
+        try:
+            text = pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return np.zeros(len(values), dtype=bool), None
+    plain = pc.fill_null(pc.match_substring_regex(text, _PLAIN[minimum]), False)
+    return plain.to_numpy(zero_copy_only=False), text
+
+
+def _integers(values: pd.Series, minimum: int, text: pa.ChunkedArray | None = None) -> np.ndarray:
     """Mask of values that are not whole numbers >= minimum."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        return ~(np.isfinite(numbers) & (numbers % 1 == 0) & (numbers >= minimum))
+    plain, _ = _plain_integers(values, minimum, text)
+    return _not_integers(values, minimum, plain)
 
 
-def _check_system(df: pd.DataFrame, form: FormDef, path: Path, study: str) -> None:
-    """The system columns carry the record keys everything downstream relies on."""
+def _not_integers(values: pd.Series, minimum: int, plain: np.ndarray) -> np.ndarray:
+    bad = np.zeros(len(values), dtype=bool)
+    other = ~plain
+    if other.any():
+        numbers = pd.to_numeric(values[other], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad[other] = ~(np.isfinite(numbers) & (numbers % 1 == 0) & (numbers >= minimum))
+    return bad
+
+
+def _check_system(df: pd.DataFrame, form: FormDef, path: Path, study: str,
+                  texts: dict[str, pa.ChunkedArray] | None = None) -> np.ndarray | None:
+    """The system columns carry the record keys everything downstream relies on. Returns the
+    RECORDIDs as numbers (None for an empty form) for the transfer-wide uniqueness check.
+    `texts`: Arrow text of the integer columns, when the reader has it."""
     if df.empty:
-        return
+        return None
+    texts = texts or {}
+    plain_ids, id_text = _plain_integers(df["RECORDID"], 0, texts.get("RECORDID"))
     checks = [
         ("STUDYID", df["STUDYID"].to_numpy() != study, f"is another study (expected {study})",
          "read the transfer with the right study, or ask the data manager"),
@@ -257,27 +306,32 @@ def _check_system(df: pd.DataFrame, form: FormDef, path: Path, study: str) -> No
         ("SUBJECT", df["SUBJECT"].to_numpy() == "", "is empty", "every record needs its subject"),
         ("SITEID", df["SITEID"].to_numpy() == "", "is empty", "every record needs its site"),
         ("FOLDER", df["FOLDER"].to_numpy() == "", "is empty", "every record needs its folder"),
-        ("RECORDID", _integers(df["RECORDID"], 0), "is not an integer record id",
+        ("RECORDID", lambda: _not_integers(df["RECORDID"], 0, plain_ids), "is not an integer record id",
          f"RECORDID identifies the record for traceability: {_CORRECTED}"),
-        ("FOLDERSEQ", _integers(df["FOLDERSEQ"], 1), "is not a positive integer", _CORRECTED),
-        ("RECORDPOSITION", _integers(df["RECORDPOSITION"], 1), "is not a positive integer",
-         _CORRECTED),
+        ("FOLDERSEQ", lambda: _integers(df["FOLDERSEQ"], 1, texts.get("FOLDERSEQ")),
+         "is not a positive integer", _CORRECTED),
+        ("RECORDPOSITION", lambda: _integers(df["RECORDPOSITION"], 1, texts.get("RECORDPOSITION")),
+         "is not a positive integer", _CORRECTED),
         ("RECORDACTIVE", ~df["RECORDACTIVE"].isin(("0", "1")).to_numpy(), "is not 0 or 1",
          "RECORDACTIVE is 1 for active, 0 for inactivated records"),
     ]
     for column, bad, what, hint in checks:
+        bad = bad() if callable(bad) else bad
         if bad.any():
             i = int(np.argmax(bad))
             rid = df["RECORDID"].iloc[i]
             value, count = df[column].iloc[i], int(bad.sum())
             raise ExportError(f"{column} {value!r} {what} ({count} record(s))", file=path, record=f"RECORDID {rid}" if rid else f"row {i + 1}",
                               field=column, hint=hint)
+    if plain_ids.all():
+        return np.asarray(pc.cast(id_text, pa.int64()).to_numpy(), dtype=np.int64)
+    return pd.to_numeric(df["RECORDID"]).to_numpy()
 
 
-def _check_unique_ids(raw: dict[str, pd.DataFrame], sources: dict[str, str],
+def _check_unique_ids(ids: dict[str, np.ndarray | None], sources: dict[str, str],
                       transfer_dir: Path) -> None:
-    parts = [pd.DataFrame({"id": pd.to_numeric(df["RECORDID"]).to_numpy(), "form": oid})
-             for oid, df in raw.items() if not df.empty]
+    parts = [pd.DataFrame({"id": numbers, "form": oid}) for oid, numbers in ids.items()
+             if numbers is not None]
     if not parts:
         return
     ids = pd.concat(parts, ignore_index=True)
@@ -305,6 +359,20 @@ def find_problems(frames: dict[str, pd.DataFrame], forms: FormsConfig,
     return out
 
 
+class _Column:
+    """One column as a code per row into its distinct values: a check runs once per distinct
+    value and its answer is taken back to the rows by code (a form repeats a few hundred
+    texts over many thousand records)."""
+
+    def __init__(self, values: pd.Series):
+        self.codes, uniques = factorize(values)
+        self.distinct = pd.Series(uniques, dtype=values.dtype)
+
+    def rows(self, per_value) -> np.ndarray:
+        """A per-distinct-value answer (array or Series) as one per row."""
+        return np.asarray(per_value)[self.codes]
+
+
 class _FormCheck:
     """Vectorised checks of one form: masks over the frame, findings only for flagged cells.
     Data checks look at active records only."""
@@ -315,6 +383,12 @@ class _FormCheck:
         self.ids = df["RECORDID"].to_numpy()
         self.subjects = df["SUBJECT"].to_numpy()
         self.out: list[ReaderFinding] = []
+        self.columns: dict[str, _Column] = {}
+
+    def column(self, name: str) -> _Column:
+        if name not in self.columns:
+            self.columns[name] = _Column(self.df[name])
+        return self.columns[name]
 
     def add(self, mask: np.ndarray, kind: str, column: str, message) -> None:
         """One finding per flagged row; `message` is text or a function of the value."""
@@ -329,10 +403,10 @@ class _FormCheck:
                  "record was inactivated in the EDC (RECORDACTIVE 0); it is not used downstream")
         for fld in self.form.fields:
             entered = f"{fld.oid}_RAW" if fld.type == "date" else fld.oid  # what the site typed
-            values = self.df[entered]
-            filled = (values != "").to_numpy()
+            values = self.column(entered)
+            filled = (values.distinct != "").to_numpy()
             if fld.required:
-                self.add(self.active & ~filled, "missing_required", entered,
+                self.add(self.active & ~values.rows(filled), "missing_required", entered,
                          "required field is empty")
             if fld.codelist:
                 self._codes(fld.codelist, values, filled, entered)
@@ -346,65 +420,69 @@ class _FormCheck:
         self._duplicates()
         return self.out
 
-    def _codes(self, name: str, values: pd.Series, filled: np.ndarray, column: str) -> None:
+    def _codes(self, name: str, values: _Column, filled: np.ndarray, column: str) -> None:
         codelist = self.forms.codelists[name]
-        known = values.isin(list(codelist)).to_numpy()
+        known = values.distinct.isin(list(codelist)).to_numpy()
         shown = ", ".join(list(codelist)[:12]) + (", ..." if len(codelist) > 12 else "")
-        self.add(self.active & filled & ~known, "unknown_code", column,
+        self.add(self.active & values.rows(filled & ~known), "unknown_code", column,
                  lambda v: f"code {v!r} is not in codelist {name} ({shown})")
 
-    def _dates(self, values: pd.Series, filled: np.ndarray, column: str) -> None:
-        bad = [u for u in pd.unique(values[filled]) if raw_to_iso(u) == ""]
-        if bad:
-            self.add(self.active & values.isin(bad).to_numpy(), "impossible_date", column,
+    def _dates(self, values: _Column, filled: np.ndarray, column: str) -> None:
+        bad = np.array([f and raw_to_iso(u) == "" for u, f in zip(values.distinct, filled)], dtype=bool)
+        if bad.any():
+            self.add(self.active & values.rows(bad), "impossible_date", column,
                      lambda v: f"{v!r} is not a valid date (DD MON YYYY, UN/UNK for unknown parts)")
 
-    def _numbers(self, fld, values: pd.Series, filled: np.ndarray) -> None:
+    def _numbers(self, fld, values: _Column, filled: np.ndarray) -> None:
         """One finding per value: not a number, else not whole (integer fields), else outside
         the edit-check range."""
-        numbers = pd.to_numeric(values.where(filled), errors="coerce").to_numpy(dtype=float)
+        numbers = pd.to_numeric(values.distinct.where(filled), errors="coerce").to_numpy(dtype=float)
         finite = np.isfinite(numbers)
-        check = self.active & filled
-        self.add(check & ~finite, "out_of_range", fld.oid, lambda v: f"{v!r} is not a number")
+        check = self.active & values.rows(filled)
+        self.add(check & values.rows(~finite), "out_of_range", fld.oid, lambda v: f"{v!r} is not a number")
         if fld.type == "integer":
             with np.errstate(invalid="ignore"):
                 fraction = finite & (numbers % 1 != 0)
-            self.add(check & fraction, "out_of_range", fld.oid,
+            self.add(check & values.rows(fraction), "out_of_range", fld.oid,
                      lambda v: f"{v!r} is not a whole number")
             finite = finite & ~fraction
         if fld.range:
             lo, hi = fld.range
             outside = finite & ((numbers < lo) | (numbers > hi))
             unit = f" {fld.unit}" if fld.unit else ""
-            self.add(check & outside, "out_of_range", fld.oid,
+            self.add(check & values.rows(outside), "out_of_range", fld.oid,
                      lambda v: f"{v}{unit} is outside the range {lo:g}-{hi:g}{unit}")
 
-    def _length(self, values: pd.Series, limit: int, column: str) -> None:
-        array = values.to_numpy()
-        if max(map(len, array)) <= limit:  # the common case costs one pass
-            return
-        self.add(self.active & (values.str.len().to_numpy() > limit), "long_text", column,
-                 lambda v: f"text is {len(v)} characters, longer than {limit}")
+    def _length(self, values: _Column, limit: int, column: str) -> None:
+        long = (values.distinct.str.len() > limit).to_numpy()
+        if long.any():
+            self.add(self.active & values.rows(long), "long_text", column,
+                     lambda v: f"text is {len(v)} characters, longer than {limit}")
 
-    def _ascii(self, values: pd.Series, column: str) -> None:
-        array = values.to_numpy()
-        if "".join(array).isascii():  # one C-level pass; per cell only when something is there
+    def _ascii(self, values: _Column, column: str) -> None:
+        distinct = values.distinct.to_numpy()
+        if "".join(distinct).isascii():  # one C-level pass; per value only when something is there
             return
-        mask = ~np.fromiter(map(str.isascii, array), dtype=bool, count=len(array))
-        self.add(self.active & mask, "non_ascii", column,
+        other = ~np.fromiter(map(str.isascii, distinct), dtype=bool, count=len(distinct))
+        self.add(self.active & values.rows(other), "non_ascii", column,
                  lambda v: "text holds non-ASCII characters "
                            f"({''.join(sorted({c for c in v if not c.isascii()}))})")
 
     def _duplicates(self) -> None:
         """Active records whose data equal an earlier active record of the same subject,
-        folder and form (a double entry). A 64-bit row hash finds candidates; the exact
-        comparison runs on those only."""
+        folder and form (a double entry). A 64-bit hash of the subject's, folder's and entered
+        values' codes finds candidates (equal records have equal codes); the exact comparison
+        of every data column runs on those only."""
         key = ["SUBJECT", "FOLDER"] + self.form.data_columns()
-        act = self.df.loc[self.active, key + ["RECORDID"]]
-        if len(act) < 2:
+        rows = np.flatnonzero(self.active)
+        if len(rows) < 2:
             return
-        hashed = pd.util.hash_pandas_object(act[key], index=False)
-        candidates = act[hashed.duplicated(keep=False).to_numpy()]
+        hashed = np.zeros(len(rows), dtype=np.uint64)
+        entered = [f"{f.oid}_RAW" if f.type == "date" else f.oid for f in self.form.fields]
+        for name in ["SUBJECT", "FOLDER", *entered]:
+            # wrapping multiply-add: a collision only adds a candidate the exact check drops
+            hashed = hashed * np.uint64(1_000_003) + self.column(name).codes[rows].astype(np.uint64)
+        candidates = self.df.iloc[rows[pd.Series(hashed).duplicated(keep=False).to_numpy()]][key + ["RECORDID"]]
         later = candidates.duplicated(subset=key, keep="first").to_numpy()
         if not later.any():
             return
