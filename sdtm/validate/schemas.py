@@ -162,14 +162,15 @@ class _Values:
         return _blank(self.text) if self.text is not None else np.zeros(self.n, dtype=bool)
 
     @cached_property
-    def distinct(self) -> tuple[pyarrow.Array, np.ndarray]:
-        """The distinct text values and, per record, the position of its value (len(values) for none)."""
-        enc = pc.dictionary_encode(self.text)
-        return enc.dictionary, pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()
+    def distinct(self) -> pyarrow.Array:
+        """The distinct text values (no null)."""
+        return pc.drop_null(pc.unique(self.text))
 
     def rows(self, bad: np.ndarray) -> np.ndarray:
         """A verdict on the distinct values, as a mask over the records."""
-        return np.append(bad, False)[self.distinct[1]]
+        if not bad.any():  # the usual case: nothing to map back
+            return np.zeros(self.n, dtype=bool)
+        return _mask(pc.is_in(self.text, value_set=self.distinct.filter(pyarrow.array(bad))))
 
 
 def _is_string_dtype(dtype) -> bool:
@@ -194,6 +195,8 @@ def _large(arr: pyarrow.Array) -> pyarrow.Array:
 
 def _mask(arr: pyarrow.Array) -> np.ndarray:
     """An Arrow boolean array as a numpy mask, null as False."""
+    if not pc.any(arr).as_py():  # most verdicts are all False: skip unpacking the bits
+        return np.zeros(len(arr), dtype=bool)
     return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
 
 
@@ -287,7 +290,7 @@ def _codelist_check(var: metadata.VarMeta) -> pa.Check | None:
     def bad_rows(v: _Values) -> np.ndarray:
         if v.text is None:
             return v.nontext
-        values = v.distinct[0]
+        values = v.distinct
         bad = ~_blank(values) & ~_mask(pc.is_in(values, value_set=_terms(cl.code)))
         if numeric_ok and bad.any():
             at = np.flatnonzero(bad)
@@ -317,7 +320,7 @@ def _iso_check(var: metadata.VarMeta) -> pa.Check | None:
     def bad_rows(v: _Values) -> np.ndarray:
         if v.text is None:
             return v.nontext
-        values = v.distinct[0]
+        values = v.distinct
         return v.rows(~_blank(values) & ~_iso_ok(values, pattern)) | v.nontext
     return _check("SCH-ISO8601", bad_rows,
                   f"{var.name} is not an ISO 8601 {var.value_domain.removeprefix('ISO 8601 ') or 'datetime'}")
@@ -359,8 +362,8 @@ def _iso_ok_python(text: pd.Series, pattern: str) -> np.ndarray:
 def _seq_check(var: metadata.VarMeta) -> pa.Check:
     def bad_rows(v: _Values) -> np.ndarray:
         x = v.number
-        with np.errstate(invalid="ignore"):  # inf % 1 is NaN: not an integer
-            return ~np.isnan(x) & ~((x > 0) & (x % 1 == 0))
+        with np.errstate(invalid="ignore"):
+            return ~np.isnan(x) & ~((x > 0) & np.isfinite(x) & (np.floor(x) == x))
     return _check("SCH-SEQ", bad_rows, f"{var.name} must be a positive integer")
 
 
