@@ -22,7 +22,7 @@ import pandas as pd
 @dataclass(frozen=True, eq=False)
 class Encoded:
     """A column as a code per row into its distinct values (first-seen order)."""
-    codes: np.ndarray        # intp, one per row
+    codes: np.ndarray        # int32 (or intp), one per row
     uniques: np.ndarray      # the distinct values, the column's own numpy dtype
     dtype: object            # the column's dtype, so a function sees what it would have
     index: pd.Index          # the column's row labels
@@ -40,6 +40,8 @@ class Encoded:
 
 def encode(values: pd.Series) -> Encoded:
     codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=False)
+    if len(uniques) < 2**31:   # half the memory while a domain's columns are held encoded
+        codes = codes.astype(np.int32)
     return Encoded(codes, np.asarray(uniques), values.dtype, values.index)
 
 
