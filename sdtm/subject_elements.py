@@ -13,6 +13,7 @@ from clinpipe.config import StudyConfig
 from clinpipe.errors import ConfigError
 from clinpipe.paths import mappings_dir
 from clinpipe.yamlio import load_yaml, validation_error
+from edc.codes import factorize
 from sdtm import dates
 
 
@@ -116,8 +117,45 @@ def _last_plus(raw_active: dict[str, pd.DataFrame], rule: ArmStart) -> pd.Series
     return out
 
 
+def _lookup(dates: pd.Series, subjects: np.ndarray) -> np.ndarray:
+    """Per subject: its date in the SUBJECT-indexed series, None when it has none."""
+    values = dates.reindex(subjects).to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return values
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """Which subjects have a start (a date text; None or '' is none)."""
+    return pd.notna(values) & (values != "")
+
+
+def _days_after(starts: np.ndarray, days: int) -> np.ndarray:
+    """Each start date + days, computed once per distinct date."""
+    shifted = {d: (dt.date.fromisoformat(d) + dt.timedelta(days=days)).isoformat() for d in set(starts)}
+    return pd.Series(starts, dtype=object).map(shifted).to_numpy(dtype=object)
+
+
+def _situations(dm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(situation per DM row, first row of each situation): subjects alike in screen-failure
+    status, actual and planned arm follow the same element path under the same rules."""
+    key = np.zeros(len(dm), dtype=np.int64)
+    for column in ("ARMNRS", "ACTARMCD", "ARMCD"):
+        values = dm[column].to_numpy()
+        if column == "ARMNRS":
+            values = values == "SCREEN FAILURE"
+        codes, uniques = factorize(values)
+        key = key * max(len(uniques), 1) + codes
+    group, distinct = pd.factorize(key)
+    first = np.zeros(len(distinct), dtype=np.intp)
+    first[group[::-1]] = np.arange(len(dm))[::-1]
+    return group, first
+
+
 def build_se(study: StudyConfig, rules: ElementRules, dm: pd.DataFrame,
              raw_active: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One SE record per element a subject entered, in start order, each ending where the next
+    begins (the last at RFPENDTC). The subjects of one situation (screen failure, arms) are
+    worked out together, element by element along their path, on arrays over the subjects."""
     first = {(e, None): _first_dates(raw_active, r.first) for e, r in rules.starts.items() if r.first}
     first.update({(e, a): _first_dates(raw_active, r.first) for e, top in rules.starts.items()
                   for a, r in top.by_arm.items() if r.first})
@@ -127,40 +165,75 @@ def build_se(study: StudyConfig, rules: ElementRules, dm: pd.DataFrame,
     arms = {a.armcd: a for a in study.arms}
     names = {e.etcd: e for e in study.elements}
     default_path = max((a.elements for a in study.arms), key=len)
-    rows = []
-    for rec in dm.itertuples(index=False):      # one subject at a time: a few elements each
-        subject = rec.SUBJID
-        if rec.ARMNRS == "SCREEN FAILURE":
+    subjects = dm["SUBJID"].to_numpy()
+    end_of_study = dm["RFPENDTC"].to_numpy()
+    last_day = pd.Series(end_of_study, dtype=object).str[:10].to_numpy(dtype=object)
+    group, firsts = _situations(dm)
+    parts = []      # (DM row, ETCD, start, position in the path, TAETORD) per element entered
+    for g, row in enumerate(firsts):
+        rec = dm.iloc[row]
+        rows = np.flatnonzero(group == g)
+        if rec["ARMNRS"] == "SCREEN FAILURE":
             path = default_path[:1]
         else:
-            arm = arms.get(rec.ACTARMCD) or arms.get(rec.ARMCD)
+            arm = arms.get(rec["ACTARMCD"]) or arms.get(rec["ARMCD"])
             path = arm.elements if arm else default_path
-        starts: dict[str, str] = {}
-        armcd = rec.ACTARMCD or rec.ARMCD
+        armcd = rec["ACTARMCD"] or rec["ARMCD"]
+        actual = arms.get(rec["ACTARMCD"])
+        who, ends, cut_at = subjects[rows], end_of_study[rows], last_day[rows]
+        starts: dict[str, np.ndarray] = {}
         for etcd in path:
             rule, key = rules.starts[etcd], (etcd, None)
             if armcd in rule.by_arm:
                 rule, key = rule.by_arm[armcd], (etcd, armcd)
             if rule.first:
-                value = first[key].get(subject)
+                value = _lookup(first[key], who)
             else:
-                value = last_plus[key].get(subject) if key in last_plus else None
-                base = next(((e, d) for e, d in (rule.after or {}).items() if e in starts), None)
-                if value is None and base:
-                    value = (dt.date.fromisoformat(starts[base[0]]) + dt.timedelta(days=base[1])).isoformat()
-                if value and rec.RFPENDTC and value > rec.RFPENDTC[:10]:
-                    value = None     # participation ended before this element began
-            if value:
-                starts[etcd] = value
-        ordered = sorted(starts.items(), key=lambda kv: (kv[1], path.index(kv[0])))
-        arm = arms.get(rec.ACTARMCD)
-        for k, (etcd, start) in enumerate(ordered):
-            end = ordered[k + 1][1] if k + 1 < len(ordered) else rec.RFPENDTC
-            rows.append({"STUDYID": rec.STUDYID, "DOMAIN": "SE", "USUBJID": rec.USUBJID, "ETCD": etcd,
-                         "ELEMENT": names[etcd].element,
-                         "TAETORD": float(arm.elements.index(etcd) + 1) if arm and etcd in arm.elements else float("nan"),
-                         "EPOCH": names[etcd].epoch, "SESTDTC": start, "SEENDTC": end})
-    se = pd.DataFrame(rows)
+                value = _lookup(last_plus[key], who) if key in last_plus else np.full(len(rows), None, dtype=object)
+                based = np.zeros(len(rows), dtype=bool)   # the first `after` element the subject entered
+                for base, days in (rule.after or {}).items():
+                    if base not in starts:
+                        continue
+                    has = _present(starts[base]) & ~based
+                    fill = has & pd.isna(value)
+                    if fill.any():
+                        value[fill] = _days_after(starts[base][fill], days)
+                    based |= has
+                # participation ended before this element began
+                check = _present(value) & _present(ends)
+                late = np.zeros(len(rows), dtype=bool)
+                late[check] = value[check] > cut_at[check]
+                value[late] = None
+            entered = _present(value)
+            if etcd in starts:
+                starts[etcd] = np.where(entered, value, starts[etcd])
+            else:
+                starts[etcd] = np.where(entered, value, None)
+        for etcd, value in starts.items():
+            entered = _present(value)
+            taetord = float(actual.elements.index(etcd) + 1) if actual and etcd in actual.elements else float("nan")
+            parts.append((rows[entered], etcd, value[entered], path.index(etcd), taetord))
+    if not parts:
+        return pd.DataFrame()
+    row = np.concatenate([p[0] for p in parts])
+    etcd = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
+    start = np.concatenate([p[2] for p in parts]).astype(object)
+    place = np.concatenate([np.full(len(p[0]), p[3]) for p in parts])
+    taetord = np.concatenate([np.full(len(p[0]), p[4], dtype="float64") for p in parts])
+    start_rank, _ = pd.factorize(start, sort=True)
+    order = np.lexsort((place, start_rank, row))
+    row, etcd, start, taetord = row[order], etcd[order], start[order], taetord[order]
+    # each element ends where the subject's next one starts, the last at RFPENDTC
+    end = end_of_study[row].astype(object)
+    same = np.zeros(len(row), dtype=bool)
+    same[:-1] = row[1:] == row[:-1]
+    end[same] = start[1:][same[:-1]]
+    se = pd.DataFrame({"STUDYID": dm["STUDYID"].to_numpy()[row], "DOMAIN": "SE",
+                       "USUBJID": dm["USUBJID"].to_numpy()[row], "ETCD": etcd,
+                       "ELEMENT": pd.Series(etcd).map({e: n.element for e, n in names.items()}).to_numpy(),
+                       "TAETORD": taetord,
+                       "EPOCH": pd.Series(etcd).map({e: n.epoch for e, n in names.items()}).to_numpy(),
+                       "SESTDTC": start, "SEENDTC": end})
     se["SESEQ"] = se.groupby("USUBJID").cumcount().astype("float64") + 1
     ref = se["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])
     se["SESTDY"] = dates.study_day(se["SESTDTC"], ref)
