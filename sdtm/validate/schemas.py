@@ -261,6 +261,8 @@ def _type_check(var: metadata.VarMeta) -> pa.Check:
 
 
 def _required_check(var: metadata.VarMeta) -> pa.Check:
+    # Blank text only: a null (NaN, None) was never reported here (pandera dropped nulls before
+    # the check), and the findings stay as they were; `validate` turns Char nulls into ''.
     return _check("SCH-REQ", lambda v: v.blank, f"{var.name} is Required and must not be null or blank")
 
 
