@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clinpipe.config import StudyConfig
 from clinpipe.errors import ExportError
-from edc.csv_format import write_csv
-from edc.export import generator_version
+from edc.csv_format import csv_name, write_csv
+from edc.export import ChunkedFrames, generator_version
 from edc.forms import FormsConfig
 from edc.odm_format import odm_name, write_odm
 from edc.sas_format import write_xpt
@@ -149,3 +152,66 @@ def write_transfer(frames: Mapping[str, pd.DataFrame], forms: FormsConfig, study
         write_manifest(outdir, study=study.study.studyid, transfer_date=transfer_date,
                        format=format, rows=rows)
     return paths
+
+
+def write_chunked_transfer(chunked: ChunkedFrames, forms: FormsConfig, study: StudyConfig,
+                           outdir: Path, *, format: str = "csv",
+                           transfer_date: dt.date | None = None, manifest: bool = True,
+                           ) -> list[Path]:
+    """`write_transfer` of `chunked.frames()`, byte for byte; CSV is written a window of rows at
+    a time, so no whole frame is ever held (the other formats take the frames)."""
+    if format != "csv":
+        return write_transfer(chunked.frames(), forms, study, outdir, format=format,
+                              transfer_date=transfer_date, manifest=manifest)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for form in forms.forms:
+        path = outdir / csv_name(form.oid)
+        with open(path, "wb") as handle:
+            handle.write((",".join(_csv_field(c) for c in form.columns()) + "\n").encode("utf-8"))
+            handle.writelines(_csv_lines(window) for window in chunked.windows(form))
+        paths.append(path)
+    if manifest:
+        write_manifest(outdir, study=study.study.studyid, transfer_date=transfer_date,
+                       format=format, rows={p.name: chunked.rows[f.oid]
+                                            for p, f in zip(paths, forms.forms)})
+    return paths
+
+
+# What `edc.csv_format.write_csv` writes (csv.writer, QUOTE_MINIMAL, "\r\n" as the terminator
+# it quotes for, then "\n"): a field holding a comma, a quote, CR or LF is quoted, its quotes
+# doubled; nothing else is.
+_QUOTE_BYTES = np.zeros(256, dtype=bool)
+_QUOTE_BYTES[list(b',"\r\n')] = True
+_NEEDS_QUOTES = r'[,"\r\n]'
+
+
+def _csv_field(text: str) -> str:
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_column(values: pa.Array) -> pa.Array:
+    data = values.buffers()[2]
+    # Most columns hold no such byte at all: one look at the bytes settles it.
+    if data is None or not _QUOTE_BYTES[np.frombuffer(data, dtype=np.uint8)].any():
+        return values
+    needs = pc.match_substring_regex(values, _NEEDS_QUOTES)
+    if not pc.any(needs).as_py():
+        return values
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(needs, quoted, values)
+
+
+def _csv_lines(window: pa.Table) -> memoryview:
+    """The window's rows as CSV lines, one buffer."""
+    cells = [_csv_column(col.combine_chunks()) for col in window.columns]
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*cells, ","), "", "\n")
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32 if lines.type == pa.string()
+                            else np.int64)
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return memoryview(lines.buffers()[2])[start:end]

@@ -36,6 +36,7 @@ Subjects and the record sink
     Recorder(forms, transfer_date, rng, entry_lag=None, validate=True)
         .add(form, subj, folder, values, *, date, folderseq=1) -> dict | None;  .records
         .add_earlier(form, record, subj, values, *, date);  .history() -> RecordHistory
+        .take() -> (records, RecordHistory), emptied (a group of finished subjects at a time)
 Screening and history forms (common form library OIDs)
     add_consent(rec, subj, folder, version);  add_demographics(rec, subj, folder, p_year_only_birth=0.0)
     add_medical_history(rec, subj, rng, folder="LOGS", n_range=(0, 5))
@@ -100,6 +101,7 @@ import numpy as np
 
 from clinpipe.config import Dlt, Site, Visit
 from edc.forms import FormsConfig
+from simulate.model import RecordHistory  # defined there (the chunks carry it); part of this API
 
 # =============================================================================================
 # Dates and random draws
@@ -362,14 +364,6 @@ class _LagPool:
         return v
 
 
-@dataclass
-class RecordHistory:
-    """Per form, the own date of each record (index-aligned with the records) and the earlier
-    versions `Recorder.add_earlier` registered, by (form, index)."""
-    dates: dict[str, list[dt.date]]
-    earlier: dict[tuple[str, int], tuple[dt.date, dict[str, Any]]] = field(default_factory=dict)
-
-
 _LOG_FOLDERS = ("LOGS",)   # log-form folders: each record entered on its own
 
 
@@ -460,13 +454,28 @@ class Recorder:
                         earlier[(form, i)] = self._earlier[id(r)]
         return RecordHistory({k: list(v) for k, v in self.dates.items()}, earlier)
 
+    def take(self) -> tuple[dict[str, list[dict]], RecordHistory]:
+        """Hand over the records written so far with their history (indices within what is
+        handed over) and start afresh, so a study can be exported a group of subjects at a time.
+        Only between subjects: `first_recorded` and the visit entry dates read a subject's own
+        records, which are then all in the same group."""
+        records, history = self.records, self.history()
+        self.records = {f: [] for f in records}
+        self.dates = {f: [] for f in self.dates}
+        # `_earlier` is keyed by id(): once the records are gone, an id can be reused; the
+        # visit entry dates are per subject, and the subjects handed over are done.
+        self._earlier = {}
+        self._visit_entry = {}
+        return records, history
+
     def _check(self, form: str, subj: Subject, values: dict[str, Any], limit: dt.date) -> None:
         blank = self._blank.get(form)
         if blank is None:
             raise ValueError(f"form {form!r} is not in forms.yaml")
-        for key in values:
-            if key not in blank:
-                raise ValueError(f"{form}: field {key!r} is not declared in forms.yaml")
+        if not values.keys() <= blank.keys():       # one C-level test per record
+            for key in values:
+                if key not in blank:
+                    raise ValueError(f"{form}: field {key!r} is not declared in forms.yaml")
         for oid, codes in self._coded[form]:
             v = values.get(oid)
             if v is not None and v not in codes:

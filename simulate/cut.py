@@ -25,7 +25,7 @@ import zlib
 from dataclasses import replace
 from typing import Any
 
-from simulate.model import SimulatedStudy
+from simulate.model import RecordHistory, SimulatedStudy
 
 # Form -> (end date field, ongoing flag): an end after the cut is not known yet.
 _ONGOING = {"CM": ("CMENDAT", "CMONGO"), "SUBTX": ("STXENDAT", "STXONGO"),
@@ -83,38 +83,57 @@ def cut_transfer(sim: SimulatedStudy, cut: dt.date, date_fields: dict[str, tuple
     `form_fields`: per form OID, its date fields and all its fields (forms.yaml)."""
     if sim.history is None:
         raise ValueError(f"{sim.study}: the simulation carries no record dates to cut by")
-    if cut > sim.transfer_date:
-        raise ValueError(f"cut {cut} is after the transfer date {sim.transfer_date}")
+    check_cut(sim.transfer_date, cut)
+    records, history, consented = cut_records(sim.records, sim.history, cut, sim.seed,
+                                              date_fields, form_fields)
+    return replace(sim, transfer_date=cut, records=records,
+                   truth=cut_truth(sim.truth, consented, cut, sim.transfer_date), history=history)
+
+
+def check_cut(transfer_date: dt.date, cut: dt.date) -> None:
+    if cut > transfer_date:
+        raise ValueError(f"cut {cut} is after the transfer date {transfer_date}")
+
+
+def cut_records(records: dict[str, list[dict]], history: RecordHistory, cut: dt.date, seed: int,
+                date_fields: dict[str, tuple[str, ...]], form_fields: dict[str, tuple[str, ...]],
+                ) -> tuple[dict[str, list[dict]], RecordHistory, set[str]]:
+    """The records of whole subjects (a study, or a group of its subjects) as held on `cut`:
+    (records, their history without earlier versions, the subjects consented by then)."""
     text = cut.isoformat()
-    hist = sim.history
-    consented = {r["SUBJECT"] for r, d in zip(sim.records.get("IC", ()), hist.dates.get("IC", ()))
+    consented = {r["SUBJECT"] for r, d in zip(records.get("IC", ()), history.dates.get("IC", ()))
                  if d <= cut}
-    records: dict[str, list[dict]] = {}
+    kept_records: dict[str, list[dict]] = {}
     dates: dict[str, list[dt.date]] = {}
-    for form, recs in sim.records.items():
+    for form, recs in records.items():
         kept, kept_dates = [], []
-        for i, (r, d) in enumerate(zip(recs, hist.dates[form])):
+        for i, (r, d) in enumerate(zip(recs, history.dates[form])):
             if r["SUBJECT"] not in consented:
                 continue
             if d > cut:
-                earlier = hist.earlier.get((form, i))
+                earlier = history.earlier.get((form, i))
                 if earlier is None or earlier[0] > cut:
                     continue
                 d = earlier[0]
                 r = {**r, **dict.fromkeys(form_fields[form]), **earlier[1]}
             else:
                 r = dict(r)
-            _cut_record(form, r, text, sim.seed)
+            _cut_record(form, r, text, seed)
             late = [f for f in date_fields.get(form, ()) if _after(r.get(f), text)]
             if late:
                 raise AssertionError(f"{r['SUBJECT']} {form}: {late} after the cut {text} "
                                      f"in a record dated {d}: simulate/cut.py has no rule for it")
             kept.append(r)
             kept_dates.append(d)
-        records[form], dates[form] = kept, kept_dates
-    truth = dict(sim.truth)
+        kept_records[form], dates[form] = kept, kept_dates
+    return kept_records, RecordHistory(dates, {}), consented
+
+
+def cut_truth(truth: dict[str, Any], consented: set[str], cut: dt.date,
+              transfer_date: dt.date) -> dict[str, Any]:
+    """The simulation's truth for the transfer cut at `cut` (`consented`: its subjects)."""
+    truth = dict(truth)
     if "subjects" in truth:
         truth["subjects"] = [t for t in truth["subjects"] if t["SUBJECT"] in consented]
-    truth.update(transfer_date=text, cut_from=sim.transfer_date.isoformat())
-    return replace(sim, transfer_date=cut, records=records, truth=truth,
-                   history=type(hist)(dates, {}))
+    truth.update(transfer_date=cut.isoformat(), cut_from=transfer_date.isoformat())
+    return truth

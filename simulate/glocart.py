@@ -25,7 +25,7 @@ from clinpipe.config import StudyConfig, Visit
 from clinpipe.yamlio import load_yaml
 from edc.forms import FormsConfig
 from simulate import common as c
-from simulate.model import SimulatedStudy
+from simulate.model import SimulatedStudy, StudyStream
 
 PROFILE_PATH = Path(__file__).with_name("profiles") / "GLOCART.yaml"
 
@@ -1307,31 +1307,49 @@ def _truth(plan: Plan, design: Design) -> dict[str, Any]:
 
 def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> SimulatedStudy:
     """Simulate `n_subjects` screened subjects (screen failures included) of GLOCART."""
+    return stream(study, forms, n_subjects, seed).collect()
+
+
+def stream(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> StudyStream:
+    """`run` with the subjects still to simulate (their records come a group at a time)."""
     prof = load_profile()
-    design = Design(study, forms, prof)
     cal = prof["calendar"]
     transfer = c.add_days(dt.date.fromisoformat(cal["study_start"]), int(cal["transfer_after_start_days"]))
     study_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6C0CA7]))
-    rec = c.Recorder(forms, transfer, np.random.default_rng(np.random.SeedSequence([seed, 0xE7A1])),
-                     entry_lag=cal["entry_lag"])
-    planner = Planner(design, prof)
-    emitter = Emitter(design, prof, rec, forms)
-    numbering = c.SubjectNumbering(c.SubjectNumbering.width_for(n_subjects))
     consents = _consents(study_rng, n_subjects, prof)
-    rngs = c.subject_rngs(seed, n_subjects)
-    truths = []
-    for i, (consent, rng) in enumerate(zip(consents, rngs)):
-        site = c.draw_site(rng, study.sites, prof["site_weights"])
-        subj = c.draw_subject(rng, numbering.next(site.siteid), site, consent, transfer, _age(rng))
-        if consent > transfer:
-            continue
-        plan = planner.plan(Plan(subj, i, timing=c.timing_rng(seed, i), rng_fu=np.random.default_rng([seed, i, 0x5B7])), rng)
-        _settle_fate(plan, transfer)
-        emitter.emit(plan, rng)
-        truths.append(_truth(plan, design))
-    _mark_consolidation(truths, rec.records)
-    return SimulatedStudy(study=study.study.studyid, seed=seed, transfer_date=transfer,
-                          records=rec.records, truth={"subjects": truths}, history=rec.history())
+    # A subject consenting after the transfer is not in it (and not simulated).
+    first_consent = min((d for d in consents if d <= transfer), default=None)
+
+    def subjects(per_chunk: int):
+        design = Design(study, forms, prof)
+        rec = c.Recorder(forms, transfer, np.random.default_rng(np.random.SeedSequence([seed, 0xE7A1])),
+                         entry_lag=cal["entry_lag"])
+        planner = Planner(design, prof)
+        emitter = Emitter(design, prof, rec, forms)
+        numbering = c.SubjectNumbering(c.SubjectNumbering.width_for(n_subjects))
+        rngs = c.subject_rngs(seed, n_subjects)
+        truths = []
+        given: set[str] = set()
+        for i, (consent, rng) in enumerate(zip(consents, rngs)):
+            site = c.draw_site(rng, study.sites, prof["site_weights"])
+            subj = c.draw_subject(rng, numbering.next(site.siteid), site, consent, transfer, _age(rng))
+            if consent > transfer:
+                continue
+            plan = planner.plan(Plan(subj, i, timing=c.timing_rng(seed, i), rng_fu=np.random.default_rng([seed, i, 0x5B7])), rng)
+            _settle_fate(plan, transfer)
+            emitter.emit(plan, rng)
+            truths.append(_truth(plan, design))
+            if len(truths) % per_chunk == 0:
+                given |= _consolidated(rec.records)
+                yield rec.take()
+        if len(truths) % per_chunk:
+            given |= _consolidated(rec.records)
+            yield rec.take()
+        for t in truths:
+            t["consolidation"] = t["SUBJECT"] in given
+        return {"subjects": truths}
+
+    return StudyStream(study.study.studyid, seed, transfer, first_consent, subjects)
 
 
 def _first_time(times: dict[dt.date, str], date: dt.date, tim: str) -> None:
@@ -1353,7 +1371,6 @@ def _settle_fate(plan: Plan, transfer: dt.date) -> None:
         subj.death_date = when
 
 
-def _mark_consolidation(truths: list[dict], records: dict[str, list[dict]]) -> None:
-    given = {r["SUBJECT"] for r in records.get("CONS", ())}
-    for t in truths:
-        t["consolidation"] = t["SUBJECT"] in given
+def _consolidated(records: dict[str, list[dict]]) -> set[str]:
+    """Subjects with a consolidation record."""
+    return {r["SUBJECT"] for r in records.get("CONS", ())}

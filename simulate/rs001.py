@@ -1,6 +1,7 @@
 """RS001 synthetic EDC study: a 3+3 dose escalation run by its own rules, then expansion.
 
-`run(study, forms, n_subjects, seed)` returns a `SimulatedStudy` (see `simulate/model.py`).
+`run(study, forms, n_subjects, seed)` returns a `SimulatedStudy` (see `simulate/model.py`);
+`stream(...)` the same trial with its subjects still to run (`StudyStream`).
 
 How the trial unfolds
 1. Planning (calendar and decisions only). Escalation cohorts of 3 eligible subjects are
@@ -43,7 +44,7 @@ import yaml
 from clinpipe.config import Site, StudyConfig
 from edc.forms import FormsConfig
 from simulate import common as C
-from simulate.model import SimulatedStudy
+from simulate.model import SimulatedStudy, StudyStream
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -58,9 +59,15 @@ def load_profile(studyid: str = "RS001", path: Path | None = None) -> dict:
 
 def run(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> SimulatedStudy:
     """Simulate RS001 with `n_subjects` screened (consented) subjects."""
+    return stream(study, forms, n_subjects, seed).collect()
+
+
+def stream(study: StudyConfig, forms: FormsConfig, n_subjects: int, seed: int) -> StudyStream:
+    """`run` with the subjects still to simulate: the trial is planned, the records come a
+    group of subjects at a time (`StudyStream.chunks`)."""
     if n_subjects < 1:
         raise ValueError("n_subjects must be at least 1")
-    return _Trial(study, forms, load_profile(study.study.studyid), n_subjects, seed).run()
+    return _Trial(study, forms, load_profile(study.study.studyid), n_subjects, seed).begin()
 
 
 # =============================================================================================
@@ -273,7 +280,8 @@ class _Trial:
             s.subject = numbering.next(s.site.siteid)
 
     # -- the whole trial --------------------------------------------------------------------------
-    def run(self) -> SimulatedStudy:
+    def begin(self) -> StudyStream:
+        """Plan the trial (cohorts, expansion, numbering, transfer date); the subjects follow."""
         state, gate, complete = self._run_escalation()
         recommended = state.recommended() if complete else None
         expansion = None
@@ -283,11 +291,24 @@ class _Trial:
         last_consent = max(s.consent for s in self.screened)
         transfer = last_consent + dt.timedelta(
             days=C.uniform_int(self.rng, self.prof["calendar"]["transfer_after_last_consent_days"]))
+        # Every screened subject's consent is recorded (all are on or before the transfer).
+        first_consent = min(s.consent for s in self.screened)
+
+        def subjects(per_chunk: int):
+            return self._subjects(state, complete, recommended, expansion, transfer, per_chunk)
+        return StudyStream(self.study.study.studyid, self.seed, transfer, first_consent, subjects)
+
+    def _subjects(self, state: EscalationState, complete: bool, recommended: str | None,
+                  expansion: dict | None, transfer: dt.date, per_chunk: int):
         rec = C.Recorder(self.forms, transfer, np.random.default_rng([self.seed, 2]),
                          entry_lag=self.prof["calendar"]["entry_lag"])
         subjects_truth = []
         for s in sorted(self.screened, key=lambda s: s.order):
             subjects_truth.append(SubjectSim(self, s, rec, transfer).simulate())
+            if len(subjects_truth) % per_chunk == 0:
+                yield rec.take()
+        if len(subjects_truth) % per_chunk:
+            yield rec.take()
         by_id = {t["SUBJECT"]: t for t in subjects_truth}
         truth = {
             "study_start": C.iso(self.start),
@@ -308,9 +329,7 @@ class _Trial:
         for c in truth["escalation"]:
             if c["n_dlt"] is not None:
                 assert c["n_dlt"] == sum(by_id[s]["dlt"] for s in c["subjects"]), "DLT truth mismatch"
-        records = {k: v for k, v in rec.records.items()}
-        return SimulatedStudy(self.study.study.studyid, self.seed, transfer, records, truth,
-                              history=rec.history())
+        return truth
 
 
 # =============================================================================================
