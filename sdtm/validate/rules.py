@@ -81,25 +81,30 @@ def _blank(n: int) -> pa.Array:
     return pc.fill_null(pa.nulls(n, _STR), "")
 
 
-def _array(values) -> pa.Array:
-    arr = pa.array(values, type=_STR, from_pandas=True)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+def _array(values) -> pa.Array | pa.ChunkedArray:
+    return pa.array(values, type=_STR, from_pandas=True)
 
 
-def _filled_text(s: pd.Series) -> pa.Array:
+def _filled_text(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     """`s.fillna('').astype(str)` as Arrow text: straight from Arrow (or from the Python
     strings) for a text column; other columns through their distinct values, so a number
     prints as pandas prints it ('1.0')."""
     if isinstance(s.dtype, pd.StringDtype):
+        # as it is, in its chunks (combining them would copy every string)
         raw = s.array._pa_array if s.dtype.storage == "pyarrow" else s.array
         arr = raw.cast(_STR) if isinstance(raw, pa.ChunkedArray) else _array(raw)
-        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
         arr = _array(s.to_numpy())
     else:
-        codes, uniques = pd.factorize(s, use_na_sentinel=False)
+        values = s.to_numpy()
+        if values.dtype.kind == "f":
+            # on the bits, so -0.0 keeps its own text ('-0.0') beside 0.0
+            codes, bits = pd.factorize(values.view(f"i{values.itemsize}"))
+            uniques = pd.Series(bits.view(values.dtype))
+        else:
+            codes, uniques = pd.factorize(s, use_na_sentinel=False)
         text = pd.Series(uniques).fillna("").astype(str)
-        arr = _array(text.to_numpy(dtype=object)).take(pa.array(codes))
+        arr = _array(text.to_numpy(dtype=object)).take(codes)
     return pc.fill_null(arr, "") if arr.null_count else arr
 
 
@@ -107,14 +112,33 @@ def _text(df: pd.DataFrame, col: str) -> pa.Array:
     """A column as stripped text ('' for missing or absent), so blanks compare uniformly."""
     if col not in df:
         return _blank(len(df))
-    return _once("text", df, col, lambda: pc.utf8_trim_whitespace(_filled_text(df[col])))
+
+    def strip():
+        text = _filled_text(df[col])
+        trimmed = pc.utf8_trim_whitespace(text)
+        # Most columns have no blanks to strip (XPT drops trailing ones): the run then keeps
+        # the column's own buffers instead of a copy.
+        same = pc.all(pc.equal(pc.binary_length(trimmed), pc.binary_length(text))).as_py()
+        return text if same else trimmed
+    return _once("text", df, col, strip)
 
 
-def _distinct(arr: pa.Array) -> tuple[pd.Series, np.ndarray]:
-    """The distinct values (as a Series of Python strings) and each row's index into them."""
+def _encode(arr) -> tuple[pa.Array, np.ndarray]:
+    """The distinct values of a text column and each row's index into them (int64)."""
     enc = pc.dictionary_encode(arr)
-    return pd.Series(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object), \
-        enc.indices.to_numpy(zero_copy_only=False)
+    if isinstance(enc, pa.ChunkedArray):
+        if enc.num_chunks == 0:
+            return pa.array([], _STR), np.zeros(0, dtype=np.int64)
+        enc = enc.unify_dictionaries()
+        return enc.chunk(0).dictionary, np.concatenate(
+            [c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]).astype(np.int64)
+    return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _distinct(arr) -> tuple[pd.Series, np.ndarray]:
+    """The distinct values (as a Series of Python strings) and each row's index into them."""
+    values, idx = _encode(arr)
+    return pd.Series(values.to_numpy(zero_copy_only=False), dtype=object), idx
 
 
 def _dates(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -148,7 +172,7 @@ def _key(df: pd.DataFrame, col: str) -> pa.Array:
     """Join key that makes 1.0 (a numeric --SEQ) and '1' (its IDVARVAL text) equal."""
     def build():
         values, idx = _distinct(_text(df, col))
-        return _array(_key_of(values).to_numpy(dtype=object)).take(pa.array(idx))
+        return _array(_key_of(values).to_numpy(dtype=object)).take(idx)
     return _once("key", df, col, build)
 
 
@@ -161,7 +185,10 @@ def _is(arr: pa.Array, value) -> np.ndarray:
 
 
 def _isin(arr: pa.Array, values) -> np.ndarray:
-    values = values if isinstance(values, pa.Array) else pa.array(list(values), type=_STR)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        values = pa.array(list(values), type=_STR)
     return _np(pc.is_in(arr, value_set=values.cast(_STR)))
 
 
@@ -170,31 +197,50 @@ def _filled(arr: pa.Array) -> np.ndarray:
 
 
 def _at(arr: pa.Array, rows: np.ndarray) -> pa.Array:
+    if len(rows) == len(arr) and (not len(rows) or (rows[0] == 0 and (np.diff(rows) == 1).all())):
+        return arr          # every row in order: no copy
     return arr.take(pa.array(rows, type=pa.int64()))
 
 
-def _match(left: list[pa.Array], right: list[pa.Array]) -> np.ndarray:
+_DENSE = 1 << 22     # combined key spaces up to this size are looked up in a table, not sorted
+
+
+def _match(left: list, right: list) -> np.ndarray:
     """For each row of the `left` key columns, the position of the first `right` row with the
     same keys, or -1: a left join on the few key columns a rule needs, never on frames."""
-    n = len(left[0])
-    if len(right[0]) == 0:
+    n, n_right = len(left[0]), len(right[0])
+    if n_right == 0:
         return np.full(n, -1, dtype=np.int64)
-    lk = np.zeros(n, dtype=np.int64)
-    rk = np.zeros(len(right[0]), dtype=np.int64)
     found = np.ones(n, dtype=bool)
+    lk = rk = None
+    size = 1
     for lcol, rcol in zip(left, right):
         values = pc.unique(rcol)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
         li = pc.index_in(lcol, value_set=values)
         found &= _np(pc.is_valid(li))
-        lk = lk * len(values) + _np(pc.fill_null(li, 0))
-        rk = rk * len(values) + _np(pc.index_in(rcol, value_set=values))
+        lc = _np(pc.fill_null(li, 0)).astype(np.int64)
+        rc = _np(pc.index_in(rcol, value_set=values)).astype(np.int64)
+        if lk is None:
+            lk, rk, size = lc, rc, len(values)
+            continue
+        lk, rk = lk * len(values) + lc, rk * len(values) + rc
         # re-number the combined keys densely, so several key columns cannot overflow int64
-        seen, rk = np.unique(rk, return_inverse=True)
-        pos = np.minimum(np.searchsorted(seen, lk), len(seen) - 1)
-        found &= seen[pos] == lk
-        lk = pos
-    _, first = np.unique(rk, return_index=True)
-    return np.where(found, first[lk], -1)
+        if size * len(values) <= _DENSE:
+            present = np.zeros(size * len(values), dtype=bool)
+            present[rk] = True
+            dense = np.cumsum(present) - 1
+            found &= present[lk]
+            lk, rk, size = dense[lk], dense[rk], int(present.sum())
+        else:
+            seen, rk = np.unique(rk, return_inverse=True)
+            pos = np.minimum(np.searchsorted(seen, lk), len(seen) - 1)
+            found &= seen[pos] == lk
+            lk, size = pos, len(seen)
+    first = np.full(size, n_right, dtype=np.int64)
+    np.minimum.at(first, rk, np.arange(n_right))
+    return np.where(found, first[np.where(found, lk, 0)], -1)
 
 
 def _notice(rule: str, dataset: str, variables: list[str], why: str) -> pd.DataFrame:
@@ -316,19 +362,18 @@ def _exposure_bound(ds: Datasets, rule: str, dm_var: str, ex_vars: list[str], la
         dates = np.where(np.isnat(dates), _dates(ex, fallback), dates)
     # the bound per subject on int64 nanoseconds: NaT is the smallest, so it loses a max and
     # is moved to the top to lose a min; a subject whose dates are all NaT keeps NaT
-    enc = pc.dictionary_encode(_text(ex, "USUBJID"))
-    codes = _np(enc.indices)
+    subjects, codes = _encode(_text(ex, "USUBJID"))
     ns = dates.view(np.int64)
     nat = np.iinfo(np.int64).min
     if latest:
-        bound = np.full(len(enc.dictionary), nat, dtype=np.int64)
+        bound = np.full(len(subjects), nat, dtype=np.int64)
         np.maximum.at(bound, codes, ns)
     else:
         top = np.iinfo(np.int64).max
-        bound = np.full(len(enc.dictionary), top, dtype=np.int64)
+        bound = np.full(len(subjects), top, dtype=np.int64)
         np.minimum.at(bound, codes, np.where(ns == nat, top, ns))
         bound[bound == top] = nat
-    subj = pc.index_in(_text(dm, "USUBJID"), value_set=enc.dictionary)
+    subj = pc.index_in(_text(dm, "USUBJID"), value_set=subjects)
     exposed = _np(pc.is_valid(subj))
     expected = np.where(exposed, bound.view("datetime64[ns]")[_np(pc.fill_null(subj, 0))], _NAT)
     actual = _dates(dm, dm_var)
@@ -390,9 +435,6 @@ def _dy_pairs(name: str, df: pd.DataFrame) -> list[tuple[str, str]]:
                                       (f"{p}ENDY", f"{p}ENDTC")) if dy in df]
 
 
-_DAY_NS = 86_400 * 10**9
-
-
 def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
     """--DY = date - RFSTDTC (+1 on or after it): computed here, not with the builder's
     function, so a bug there cannot hide itself."""
@@ -408,7 +450,9 @@ def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
                 continue
             when = _dates(df, dtc)
             unknown = np.isnat(when) | np.isnat(ref)
-            days = ((when.view(np.int64) - ref.view(np.int64)) // _DAY_NS).astype("float64")
+            # in whole days (the dates are midnights), which cannot overflow as nanoseconds can
+            days = (when.astype("datetime64[D]").view(np.int64)
+                    - ref.astype("datetime64[D]").view(np.int64)).astype("float64")
             days[unknown] = np.nan
             expected = np.where(days < 0, days, days + 1)
             actual = _num(df, dy)
@@ -451,23 +495,47 @@ def seq_unique(ds: Datasets, study=None) -> pd.DataFrame:
         seq = f"{_prefix(name)}SEQ"
         if seq not in df:
             continue
-        s = _num(df, seq)
-        keyed = pd.DataFrame({"u": _np(pc.dictionary_encode(_text(df, "USUBJID")).indices), "s": s})
-        bad = ~np.isnan(s) & keyed.duplicated(["u", "s"], keep=False).to_numpy()
+        # pandas' hashing of the numbers (-0.0 is 0.0), NaN aside: a missing --SEQ is no duplicate
+        s_codes, s_values = pd.factorize(_num(df, seq))
+        bad = _repeated(_codes(_text(df, "USUBJID")), s_codes, len(s_values))
         parts.append(_find("XR007", "ERROR", name, df, bad, seq, f"{seq} is not unique within USUBJID"))
     return _concat(parts)
 
 
 # ---------------------------------------------------------------- visits and epochs
 
-def _codes(arr: pa.Array) -> np.ndarray:
-    return _np(pc.dictionary_encode(arr).indices).astype(np.int64)
+def _codes(arr) -> np.ndarray:
+    return _encode(arr)[1]
+
+
+def _pairs(a: np.ndarray, b: np.ndarray, b_size: int) -> tuple[np.ndarray, int]:
+    """(a, b) code pairs as one dense code per row, and how many distinct pairs there are."""
+    pair = a * max(b_size, 1) + b
+    if (a.max(initial=0) + 1) * max(b_size, 1) <= _DENSE:
+        present = np.zeros((a.max(initial=0) + 1) * max(b_size, 1), dtype=bool)
+        present[pair] = True
+        return (np.cumsum(present) - 1)[pair], int(present.sum())
+    uniq, inv = np.unique(pair, return_inverse=True)
+    return inv, len(uniq)
+
+
+def _repeated(a: np.ndarray, b: np.ndarray, b_size: int) -> np.ndarray:
+    """Per row: another row has the same (a, b) codes; a row with a negative b code (missing)
+    neither repeats nor is repeated."""
+    out = np.zeros(len(a), dtype=bool)
+    keep = np.flatnonzero(b >= 0)
+    code, n = _pairs(a[keep], b[keep], b_size)
+    out[keep] = np.bincount(code, minlength=n)[code] > 1
+    return out
 
 
 def _many(by: np.ndarray, of: np.ndarray) -> np.ndarray:
     """Per row: its `by` group holds more than one distinct `of` (codes)."""
-    pairs = np.unique(by * (of.max(initial=0) + 1) + of)
-    counts = np.bincount(pairs // (of.max(initial=0) + 1), minlength=by.max(initial=-1) + 1)
+    of_size = int(of.max(initial=-1)) + 1
+    code, n = _pairs(by, of, of_size)
+    first = np.zeros(n, dtype=np.int64)
+    first[code] = by       # the `by` of each distinct pair
+    counts = np.bincount(first, minlength=int(by.max(initial=-1)) + 1)
     return counts[by] > 1
 
 
@@ -505,7 +573,8 @@ def visits_in_sv(ds: Datasets, study=None) -> pd.DataFrame:
         renamed = ~absent & _np(pc.not_equal(_at(_text(df, "VISIT"), rows), sv_vis))
         bad = absent | renamed
         text = np.where(absent[bad], "VISITNUM is not an SV visit of the subject",
-                        "VISIT differs from SV.VISIT '" + _np(sv_vis.filter(pa.array(bad))).astype(object) + "'")
+                        "VISIT differs from SV.VISIT '" + _np(sv_vis.filter(pa.array(bad))).astype(object)
+                        + "'")
         parts.append(_find("XR009", "ERROR", name, df, rows[bad], "VISITNUM", text))
     return _concat(parts)
 
@@ -650,8 +719,8 @@ def _resolve(name: str, rel: pd.DataFrame, ds: Datasets, rule: str) -> pd.DataFr
     val = _key(rel, "IDVARVAL")
     ok = np.zeros(len(rel), dtype=bool)
     why = np.full(len(rel), "no parent record matches", dtype=object)
-    dom_codes, var_codes = pc.dictionary_encode(dom), pc.dictionary_encode(var)
-    pair = _np(dom_codes.indices).astype(np.int64) * len(var_codes.dictionary) + _np(var_codes.indices)
+    (_, dom_codes), (var_values, var_codes) = _encode(dom), _encode(var)
+    pair = dom_codes * len(var_values) + var_codes
     order = np.argsort(pair, kind="stable")
     starts = np.flatnonzero(np.r_[True, pair[order][1:] != pair[order][:-1]])
     dataset_level = ~_filled(u)
@@ -734,7 +803,8 @@ def ts_required_parameters(ds: Datasets, study=None) -> pd.DataFrame:
     empty = _isin(code, TS_REQUIRED) & ~_filled(_text(ts, "TSVAL")) & ~_filled(_text(ts, "TSVALNF"))
     return _concat([
         make_findings("XR018", "ERROR", "TS", rows, "TSPARMCD", "required TS parameter is missing"),
-        _find("XR018", "ERROR", "TS", ts, empty, "TSPARMCD", "required TS parameter has neither TSVAL nor TSVALNF"),
+        _find("XR018", "ERROR", "TS", ts, empty, "TSPARMCD",
+              "required TS parameter has neither TSVAL nor TSVALNF"),
     ])
 
 
@@ -753,7 +823,8 @@ def units_consistent(ds: Datasets, study=None) -> pd.DataFrame:
         test = _at(_text(df, tc), rows)
         bad = _many(_codes(test), _codes(_at(_text(df, u), rows)))
         parts.append(_find("XR022", "ERROR", name, df, rows[bad], u,
-                           _concat_text(f"{tc} ", test.filter(pa.array(bad)), f" has more than one {u} in {name}")))
+                           _concat_text(f"{tc} ", test.filter(pa.array(bad)),
+                                        f" has more than one {u} in {name}")))
     return _concat(parts)
 
 
@@ -771,12 +842,29 @@ def stresn_matches_stresc(ds: Datasets, study=None) -> pd.DataFrame:
         same = np.isclose(np.where(has_c, as_num, 0.0), np.where(has_n, stresn, 0.0), rtol=1e-9, atol=0)
         bad = np.flatnonzero((has_c & (~has_n | ~same)) | (~has_c & has_n))
         parts.append(_find("XR023", "ERROR", name, df, bad, n,
-                           _concat_text(f"{n} does not equal the numeric {c} '", _at(_text(df, c), bad), "'")))
+                           _concat_text(f"{n} does not equal the numeric {c} '",
+                                        _at(_text(df, c), bad), "'")))
     return _concat(parts)
 
 
 def _char_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+
+
+def _screen(text) -> tuple[bool, int]:
+    """Whether every byte of a large_string column is ASCII, and its longest value in bytes,
+    read off the Arrow buffers (offsets and data) at memory speed; most columns pass both."""
+    ascii_, longest = True, 0
+    for chunk in text.chunks if isinstance(text, pa.ChunkedArray) else [text]:
+        if not len(chunk):
+            continue
+        start = chunk.offset
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[start:start + len(chunk) + 1]
+        longest = max(longest, int(np.diff(offsets).max()))
+        data = chunk.buffers()[2]
+        if ascii_ and data is not None and offsets[-1] > offsets[0]:
+            ascii_ = bool(np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]].max() < 0x80)
+    return ascii_, longest
 
 
 def _char_checks(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -785,12 +873,17 @@ def _char_checks(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray, np
     their byte lengths. Only these few positions are kept for the run."""
     def check():
         text = _filled_text(df[col])
-        odd = np.flatnonzero(~_np(pc.string_is_ascii(text)))
-        if len(odd):      # stripping may drop non-ASCII blanks (U+00A0, U+3000) at either end
+        ascii_, longest = _screen(text)
+        odd = long = size = np.zeros(0, dtype=np.int64)
+        if not ascii_:
+            odd = np.flatnonzero(~_np(pc.string_is_ascii(text)))
+            # stripping may drop non-ASCII blanks (U+00A0, U+3000) at either end
             odd = odd[~_np(pc.string_is_ascii(pc.utf8_trim_whitespace(_at(text, odd))))]
-        size = _np(pc.binary_length(text))
-        long = np.flatnonzero(size > MAX_BYTES)
-        return odd, long, size[long]
+        if longest > MAX_BYTES:
+            size = _np(pc.binary_length(text))
+            long = np.flatnonzero(size > MAX_BYTES)
+            size = size[long]
+        return odd, long, size
     return _once("char", df, col, check)
 
 
@@ -810,7 +903,8 @@ def within_200_bytes(ds: Datasets, study=None) -> pd.DataFrame:
         for col in _char_columns(df):
             _, long, size = _char_checks(df, col)
             parts.append(_find("XR025", "ERROR", name, df, long, col,
-                               f"{col} is longer than {MAX_BYTES} bytes (" + size.astype(str).astype(object) + ")"))
+                               f"{col} is longer than {MAX_BYTES} bytes ("
+                               + size.astype(str).astype(object) + ")"))
     return _concat(parts)
 
 
