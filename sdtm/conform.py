@@ -39,6 +39,21 @@ class TransportError(ClinpipeError):
         super().__init__(what, **kwargs)
 
 
+@dataclass(frozen=True)
+class TextColumn:
+    """A Char column as its distinct values and one code per row, for the XPT writer."""
+    values: pa.StringArray  # the distinct values (from `conform_text`, two raw values may
+                            # give one text: repeats are harmless)
+    codes: np.ndarray       # per row, an index into `values`; len(values) for a missing value
+
+
+def _small_codes(codes: np.ndarray, missing: int) -> np.ndarray:
+    """The codes in the narrowest unsigned type that holds `missing` (the most frequent
+    Findings columns have a few dozen distinct values: a byte per row instead of eight)."""
+    dtype = np.uint8 if missing < 1 << 8 else np.uint16 if missing < 1 << 16 else np.int64
+    return np.where(codes < 0, missing, codes).astype(dtype)
+
+
 # -- naming a record in messages -----------------------------------------------------------
 
 def _text(value) -> str:
@@ -232,11 +247,18 @@ def _char_text(value) -> str:
     return format_number(value) if isinstance(value, (int, float, np.number)) else str(value)
 
 
-def _as_char(values: pd.Series) -> np.ndarray:
-    """Text with '' for missing, converted once per distinct value rather than per cell."""
+def _as_char(values: pd.Series) -> tuple[np.ndarray, TextColumn | None]:
+    """Text with '' for missing, converted once per distinct value rather than per cell; and
+    the same as distinct texts and a code per row, which the XPT writer lays out without
+    hashing the column again (None if Arrow refuses a text: the writer's check says why)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    texts = np.array([_char_text(u) for u in uniques] + [""], dtype=object)
-    return texts[codes]  # code -1 (missing) picks the trailing ''
+    texts = [_char_text(u) for u in uniques]
+    column = np.array(texts + [""], dtype=object)[codes]  # code -1 (missing) picks the ''
+    try:
+        distinct = pa.array(texts, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return column, None
+    return column, TextColumn(distinct, _small_codes(codes, len(texts)))
 
 
 def _as_num(values: pd.Series, df: pd.DataFrame, dataset: str, name: str) -> np.ndarray:
@@ -278,12 +300,21 @@ def _is_bad_number(value, parsed: float) -> bool:
     return not blank and not math.isfinite(parsed)
 
 
-def _check_required_values(out: pd.DataFrame, df: pd.DataFrame, meta: DomainMeta) -> None:
+def _empty(col: pd.Series, text: TextColumn | None) -> np.ndarray:
+    """Where a conformed column is '' (Char) or NaN (Num); for text, looked up per distinct
+    value through the codes rather than compared cell by cell."""
+    if text is not None:
+        blank = pc.equal(pc.binary_length(text.values), 0).to_numpy(zero_copy_only=False)
+        return np.append(blank, True)[text.codes]
+    return (col == "").to_numpy() if col.dtype == object else col.isna().to_numpy()
+
+
+def _check_required_values(out: pd.DataFrame, df: pd.DataFrame, meta: DomainMeta,
+                           texts: dict[str, TextColumn]) -> None:
     for name in meta.required():
-        col = out[name]
-        empty = (col == "") if col.dtype == object else col.isna()
+        empty = _empty(out[name], texts.get(name))
         if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
+            row = int(np.flatnonzero(empty)[0])
             raise ClinpipeError(f"{meta.name}.{name} is required but missing in "
                                 f"{int(empty.sum())} record(s)",
                                 record=record_ref(df, meta.name, row), field=name,
@@ -295,20 +326,34 @@ def conform(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     variable is added empty), Perm only if mapped; Char as str with '' for missing, Num as
     float64. Rows keep their order and index. Fails on a column the IG does not define for
     the dataset, a missing Req variable or value, or a non-number in a Num variable."""
+    return conform_text(df, dataset)[0]
+
+
+def conform_text(df: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, dict[str, TextColumn]]:
+    """`conform`, and each Char variable as distinct texts and codes (`TextColumn`) for
+    `sdtm.xpt.write_conformed_xpt`: conform has hashed every text column already."""
     meta = domain(dataset)
     _check_columns(df, meta)
-    columns = {}
+    columns, texts = {}, {}
     for var in meta.variables:
         if var.name in df.columns:
             values = df[var.name]
-            columns[var.name] = (_as_char(values) if var.type == "Char"
-                                 else _as_num(values, df, dataset, var.name))
+            if var.type == "Char":
+                columns[var.name], text = _as_char(values)
+                if text is not None:
+                    texts[var.name] = text
+            else:
+                columns[var.name] = _as_num(values, df, dataset, var.name)
         elif var.core in ("Req", "Exp"):
-            columns[var.name] = (np.full(len(df), "", dtype=object) if var.type == "Char"
-                                 else np.full(len(df), np.nan))
+            if var.type == "Char":
+                columns[var.name] = np.full(len(df), "", dtype=object)
+                texts[var.name] = TextColumn(pa.array([], type=pa.string()),
+                                             np.zeros(len(df), dtype=np.uint8))
+            else:
+                columns[var.name] = np.full(len(df), np.nan)
     out = pd.DataFrame(columns, index=df.index)
-    _check_required_values(out, df, meta)
-    return out
+    _check_required_values(out, df, meta, texts)
+    return out, texts
 
 
 # -- XPT v5 / FDA transport limits ------------------------------------------------------------
@@ -340,20 +385,6 @@ def _label_problem(what: str, label: str | None) -> str | None:
     if not label.isascii():
         return f"{what} label has a {_first_non_ascii(label)}: {label!r}"
     return None
-
-
-@dataclass(frozen=True)
-class TextColumn:
-    """A Char column as its distinct values and one code per row, for the XPT writer."""
-    values: pa.StringArray  # the distinct values, in first-seen order
-    codes: np.ndarray       # per row, an index into `values`; len(values) for a missing value
-
-
-def _small_codes(codes: np.ndarray, missing: int) -> np.ndarray:
-    """The codes in the narrowest unsigned type that holds `missing` (the most frequent
-    Findings columns have a few dozen distinct values: a byte per row instead of eight)."""
-    dtype = np.uint8 if missing < 1 << 8 else np.uint16 if missing < 1 << 16 else np.int64
-    return np.where(codes < 0, missing, codes).astype(dtype)
 
 
 def _encode_text(values: pd.Series) -> TextColumn | None:
@@ -425,10 +456,12 @@ def check_transport(df: pd.DataFrame, dataset: str, labels: dict[str, str],
     checked_text(df, dataset, labels, dataset_label)
 
 
-def checked_text(df: pd.DataFrame, dataset: str, labels: dict[str, str],
-                 dataset_label: str) -> dict[str, TextColumn]:
+def checked_text(df: pd.DataFrame, dataset: str, labels: dict[str, str], dataset_label: str,
+                 known: dict[str, TextColumn] | None = None) -> dict[str, TextColumn]:
     """`check_transport`, returning each text column's distinct values and codes: the XPT
-    writer lays the records out from them, so the column's objects are walked only once."""
+    writer lays the records out from them, so the column's objects are walked only once.
+    `known` are columns already encoded (by `conform_text`), taken as they are."""
+    known = known or {}
     problems = [p for p in (_name_problem("dataset", dataset),
                             _label_problem(f"dataset {dataset}", dataset_label)) if p]
     dup = set(df.columns[df.columns.duplicated()])
@@ -441,7 +474,10 @@ def checked_text(df: pd.DataFrame, dataset: str, labels: dict[str, str],
             continue
         text = None
         if _is_text(df[name].dtype):
-            text = texts[name] = _encode_text(df[name])
+            text = known.get(name)
+            if text is None or len(text.codes) != len(df):
+                text = _encode_text(df[name])
+            texts[name] = text
         problems += _column_problems(df, dataset, name, text)
     if problems:
         raise TransportError(f"{dataset} cannot be submitted as SAS XPT v5 ({len(problems)} "

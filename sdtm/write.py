@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sdtm.conform import conform
+from sdtm.conform import conform_text
 from sdtm.metadata import IG_VERSION, DomainMeta, domain
-from sdtm.xpt import write_xpt
+from sdtm.xpt import write_conformed_xpt
 
 
 def _sha256(path: Path) -> str:
@@ -47,12 +47,12 @@ def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
     1960-01-01) goes into the XPT headers. Returns the paths, the row count and the files'
     SHA-256, and the conformed frame written (`data`)."""
     meta = domain(dataset)
-    data = conform(df, dataset)
+    data, texts = conform_text(df, dataset)
     labels = {c: meta.var(c).label for c in data.columns}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    xpt = write_xpt(data, outdir / f"{dataset.lower()}.xpt", dataset, meta.label, labels,
-                    timestamp=timestamp)
+    xpt = write_conformed_xpt(data, outdir / f"{dataset.lower()}.xpt", dataset, meta.label,
+                              labels, texts, timestamp=timestamp)
     parquet = outdir / f"{dataset.lower()}.parquet"
     pq.write_table(_arrow_table(data, meta, labels), parquet)
     return {"xpt": xpt, "parquet": parquet, "rows": len(data), "data": data,

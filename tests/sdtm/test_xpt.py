@@ -1,4 +1,4 @@
-"""sdtm.xpt and sdtm.write: XPT v5 round trips read back with pyreadstat (never
+"""sdtm.xpt and sdtm.write: XPT v5 round trips read back with read_xpt and pyreadstat (never
 pandas.read_sas), deterministic bytes, and nothing written when a transport limit is broken."""
 from __future__ import annotations
 

@@ -244,7 +244,7 @@ def test_random_frames_read_back_by_pyreadstat_pandas_and_read_xpt(tmp_path, see
     rows = _trimmed_rows(df)
     want = {k: v[:rows] for k, v in _expected(df).items()}
 
-    back, meta = read_xpt(path)
+    back, meta = xpt._read_fast(path)
     ref, ref_meta = read_xpt_reference(path)
     pd.testing.assert_frame_equal(back, ref)
     assert meta == ref_meta
@@ -358,9 +358,106 @@ def test_every_built_dataset_same_bytes_as_pyreadstat_and_read_alike(sample_buil
         built = parquet.with_suffix(".xpt").read_bytes()
         assert len(built) == len(new.read_bytes())
         assert built[560:] == new.read_bytes()[560:], f"{study} {layer} {parquet.stem}"
-        back, back_meta = read_xpt(new)
+        back, back_meta = xpt._read_fast(new)
         ref, ref_meta = read_xpt_reference(new)
         pd.testing.assert_frame_equal(back, ref)
         assert back_meta == ref_meta
         seen[layer] += 1
     assert seen["sdtm"] > 20 and seen["adam"] > 5 and seen["tlf"] > 5, seen
+
+
+def test_write_dataset_lays_out_conforms_encoding_as_pyreadstat_writes_the_frame(tmp_path):
+    # conform_text's codes come from the raw values: numbers, dates, None and NaN in Char
+    # variables, two raw values giving one text (1 and '1'), an added empty Exp variable
+    from sdtm.conform import conform
+    from sdtm.metadata import domain
+    from sdtm.write import write_dataset
+
+    rng = np.random.default_rng(7)
+    rows = 400
+    raw = pd.DataFrame({
+        "STUDYID": "S1", "DOMAIN": "AE",
+        "USUBJID": rng.choice(["S1-001", "S1-002", "S1-010"], rows),
+        "AESEQ": np.arange(1, rows + 1),
+        "AETERM": rng.choice(np.array(["Headache", 1, "1", 2.5, " x"], dtype=object), rows),
+        "AEDECOD": rng.choice(["Headache", "Nausea"], rows),
+        "AELLT": rng.choice(np.array(["Headache", "", None, np.nan, 3, "3"], dtype=object), rows),
+        "AESTDTC": rng.choice(np.array([dt.date(2024, 1, 2), "2024-02", "", None], dtype=object),
+                              rows),
+    })
+    with pytest.MonkeyPatch.context() as patch:  # conform's encoding, not a second pass
+        patch.setattr("sdtm.conform._encode_text", None)
+        written = write_dataset(raw, "AE", tmp_path / "new")
+    data = conform(raw, "AE")
+    meta = domain("AE")
+    ref = write_xpt_reference(data, tmp_path / "ref.xpt", "AE", meta.label,
+                              {c: meta.var(c).label for c in data.columns})
+    assert written["xpt"].read_bytes() == ref.read_bytes()
+    pd.testing.assert_frame_equal(written["data"], data)
+
+
+# -- reading what pyreadstat never writes ---------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(20))
+def test_read_xpt_decodes_any_bytes_as_readstat_does(tmp_path, seed):
+    # hand-made files: short numbers (3..7 bytes, and 2: not a number to ReadStat), an empty
+    # text field, random record bytes (unnormalised IBM numbers, special missings .A-.Z and
+    # ._, NULs and blanks in text), a truncated last record and all-blank trailing records
+    rng = np.random.default_rng(seed)
+    widths = [int(rng.choice([2, 3, 5, 7, 8, 8])) if rng.random() < 0.6 else -int(
+        rng.choice([0, 1, 4, 12])) for _ in range(int(rng.integers(1, 9)))]
+    columns = [xpt._Column(f"V{i}", f"Label {i}", w <= 0, abs(w), None)
+               for i, w in enumerate(widths)]
+    row_length = sum(c.width for c in columns)
+    if not row_length:
+        columns.append(xpt._Column("LAST", "Last", False, 8, None))
+        row_length = 8
+    rows = int(rng.integers(0, 60))
+    data = rng.integers(0, 256, (rows, row_length), dtype=np.uint8)
+    position = 0
+    for column in columns:
+        field = data[:, position:position + column.width]
+        if column.char:
+            field[:] = rng.choice(np.frombuffer(b"ab Z9\0   ", dtype=np.uint8), field.shape)
+        elif column.width:
+            pick = rng.random(rows)
+            field[pick < 0.3, 1:] = 0  # a first byte and zeros: '.', a tag, or other
+            field[pick < 0.15, 0] = rng.choice(np.frombuffer(b".AZ_\0\x41\x80", dtype=np.uint8),
+                                               int((pick < 0.15).sum()))
+        position += column.width
+    if rows > 3 and rng.random() < 0.5:
+        data[-2:] = _BLANK_BYTE
+    # a cut-off record (ASCII: with the blank padding it may make one more whole record)
+    body = data.tobytes() + bytes(rng.choice(np.frombuffer(b"abc9 .", dtype=np.uint8),
+                                             int(rng.integers(0, row_length))))
+    path = tmp_path / "hand.xpt"
+    path.write_bytes(xpt._headers(columns, "HAND", "Hand made", b"01JAN60:00:00:00")
+                     + body + b" " * (-len(body) % RECORD))
+    back, meta = xpt._read_fast(path)  # the numpy reader, not its fallback
+    ref, ref_meta = read_xpt_reference(path)
+    pd.testing.assert_frame_equal(back, ref)
+    assert meta == ref_meta
+
+
+_BLANK_BYTE = 0x20
+
+
+def test_text_that_is_not_utf8_is_a_clinpipe_error_both_ways(tmp_path):
+    path = write_xpt(pd.DataFrame({"A": ["abc", "def"]}), tmp_path / "bad.xpt", "DS", "Data",
+                     {"A": "A"})
+    data = bytearray(path.read_bytes())
+    data[data.rindex(b"abc")] = 0xCD
+    path.write_bytes(bytes(data))
+    for read in (read_xpt, read_xpt_reference):
+        with pytest.raises(ClinpipeError, match="bad.xpt: not a readable SAS XPT file .*UTF-8"):
+            read(path)
+
+
+def test_read_xpt_of_xpt_v8_goes_through_pyreadstat(tmp_path):
+    df = pd.DataFrame({"LONGNAME_OVER_8": ["x", "yy"], "N": [1.0, np.nan]})
+    path = tmp_path / "v8.xpt"
+    pyreadstat.write_xport(df, str(path), file_format_version=8, table_name="V8")
+    back, meta = read_xpt(path)
+    ref, ref_meta = read_xpt_reference(path)
+    pd.testing.assert_frame_equal(back, ref)
+    assert meta == ref_meta and list(back.columns) == list(df.columns)
