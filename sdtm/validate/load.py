@@ -207,7 +207,13 @@ def load_sdtm_folder(folder: Path) -> SdtmFolder:
 
 def _read_parquet(path: Path, metadata_only: bool = False) -> pa.Table | pq.FileMetaData:
     try:
-        return pq.read_metadata(path) if metadata_only else pq.read_table(path)
+        if metadata_only:
+            return pq.read_metadata(path)
+        # text read straight as large_string, what pandas' string[pyarrow] holds: no cast after
+        schema = pq.read_schema(path)
+        wide = pa.schema([f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+                          for f in schema], metadata=schema.metadata)
+        return pq.read_table(path, schema=wide)
     except (OSError, ValueError) as exc:   # pyarrow's ArrowInvalid is a ValueError
         raise ClinpipeError(f"not a readable parquet file ({exc})", file=path,
                             hint="re-export the dataset, or remove the file from the folder") from None

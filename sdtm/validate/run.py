@@ -97,7 +97,8 @@ class Validation:
 ISSUE_KEYS = ["RULE", "SEVERITY", "DATASET", "VARIABLE", "MESSAGE", "VALUE"]
 ISSUE_COLUMNS = [*ISSUE_KEYS, "COUNT", "SUBJECTS", "WAIVED", "EXAMPLES"]
 EXAMPLES = 3
-DETAIL_ROWS = 50   # detail records per rule (and severity) in the xlsx and html
+DETAIL_ROWS = 50   # detail records per rule (and severity) in each dataset, in the xlsx and html
+ISSUE_ROWS = 1_000  # issues in the xlsx and html (distinct values can run to one per record)
 
 
 def issue_summary(findings: pd.DataFrame) -> pd.DataFrame:
@@ -200,34 +201,37 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
                       meta: dict | None = None, transfer: str | None = None) -> Path:
     """`reports/conformance.*`: every finding in conformance.csv and .parquet (and the data
     queries, when given, in conformance_queries.*); the xlsx and html show the issue summary,
-    the per-dataset summary and the first DETAIL_ROWS findings of each rule."""
+    the per-dataset summary and the first DETAIL_ROWS findings of each rule in each dataset."""
     details = _ordered(arrow_table(validation.findings), [
         "RULE", "DATASET", "USUBJID", "SEQ", "VARIABLE", "VALUE", "MESSAGE", "WAIVED", "WAIVER"])
-    shown = _first_per_rule(details)
+    shown = _first_rows(details, ["SEVERITY", "RULE", "DATASET"])
     n = len(validation.findings)
-    sheets = {"issues": validation.issues(), "summary": validation.summary(), "details": shown}
+    issues = validation.issues()
+    sheets = {"issues": issues.head(ISSUE_ROWS), "summary": validation.summary(), "details": shown}
     notes = {"issues": "One row per rule, severity, dataset, variable, message and value, with the number "
                        f"of findings, of subjects and of waived findings, and up to {EXAMPLES} examples "
-                       "(USUBJID/SEQ).",
+                       "(USUBJID/SEQ), most severe and most frequent first"
+                       + (f"; the first {ISSUE_ROWS:,} of {len(issues):,} issues." if len(issues) > ISSUE_ROWS
+                          else "."),
              "summary": "Findings per rule and dataset.",
-             "details": f"The first {DETAIL_ROWS} findings of each rule ({len(shown):,} of {n:,}, by "
-                        "severity, rule, dataset, subject and SEQ); every finding is in conformance.csv "
-                        "and conformance.parquet."}
+             "details": f"The first {DETAIL_ROWS} findings of each rule in each dataset ({len(shown):,} of "
+                        f"{n:,}, by severity, rule, dataset, subject and SEQ); every finding is in "
+                        "conformance.csv and conformance.parquet."}
     query_table = None
     if queries is not None:
         query_table = _ordered(arrow_table(queries), [
             "RULE", "FORM", "SUBJECT", "RECORDID", "VISIT", "FIELD", "VALUE", "QUESTION"])
-        sheets["data queries"] = _first_per_rule(query_table)
-        notes["data queries"] = (f"The first {DETAIL_ROWS} queries of each rule ({len(sheets['data queries']):,} "
-                                 f"of {len(queries):,}); every query is in conformance_queries.csv and "
-                                 "conformance_queries.parquet.")
+        sheets["data queries"] = _first_rows(query_table, ["SEVERITY", "RULE", "FORM"])
+        notes["data queries"] = (f"The first {DETAIL_ROWS} queries of each rule on each form "
+                                 f"({len(sheets['data queries']):,} of {len(queries):,}); every query is in "
+                                 "conformance_queries.csv and conformance_queries.parquet.")
     counts = validation.findings.groupby("SEVERITY").size().to_dict() if n else {}
     about = {"study": validation.study,
              "open ERROR findings": str(len(validation.open("ERROR"))),
              "findings by severity": ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
              "waivers": "mappings/<STUDY>/waivers.yaml (reason and approver shown per finding)",
              "detail": f"all {n:,} findings in conformance.csv and conformance.parquet; this report "
-                       f"shows the first {DETAIL_ROWS} of each rule",
+                       f"shows the first {DETAIL_ROWS} of each rule in each dataset",
              **(meta or {})}
     with staged_layer(validation.study, "reports", out_root, replace=("conformance.", "conformance_queries."),
                       transfer=transfer) as folder:
@@ -239,24 +243,26 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
 
 
 def _ordered(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Rows most severe first, then by `keys`: one order for the same rows, however they came."""
+    """Rows most severe first, then by `keys` (nulls, a finding without SEQ, last): one order
+    for the same rows, whatever order they came in."""
     rank = pc.fill_null(pc.index_in(table["SEVERITY"].cast(pa.string()), value_set=pa.array(SEVERITIES)),
                         len(SEVERITIES))
-    # (nulls, a finding without SEQ, sort last)
     order = pc.sort_indices(table.append_column("_S", rank),
                             sort_keys=[("_S", "ascending")] + [(k, "ascending") for k in keys if k in
                                                                table.column_names])
     return table.take(order)
 
 
-def _first_per_rule(table: pa.Table, n: int = DETAIL_ROWS) -> pd.DataFrame:
-    """The first `n` rows of each rule and severity of a table `_ordered` (rules are runs)."""
+def _first_rows(table: pa.Table, by: list[str], n: int = DETAIL_ROWS) -> pd.DataFrame:
+    """The first `n` rows of each `by` group of a table `_ordered` by them (groups are runs)."""
     if table.num_rows == 0:
         return table.to_pandas()
-    rule = table["RULE"].to_numpy(zero_copy_only=False)
-    severity = table["SEVERITY"].to_numpy(zero_copy_only=False)
-    new_run = np.r_[True, (rule[1:] != rule[:-1]) | (severity[1:] != severity[:-1])]
-    at = np.arange(len(rule))
+    new_run = np.zeros(table.num_rows, dtype=bool)
+    new_run[0] = True
+    for col in by:
+        values = table[col].to_numpy(zero_copy_only=False)
+        new_run[1:] |= values[1:] != values[:-1]
+    at = np.arange(table.num_rows)
     start = np.maximum.accumulate(np.where(new_run, at, 0))
     return table.take(pa.array(np.flatnonzero(at - start < n))).to_pandas()
 
