@@ -122,6 +122,17 @@ def _settle_rejections(per_spec: dict[str, list[pd.DataFrame]],
     return settled
 
 
+def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
+    """The row order DataFrame.sort_values(<these columns>, kind="stable") gives, without
+    building the frame: the very function it calls for several keys."""
+    try:
+        from pandas.core.sorting import lexsort_indexer
+    except ImportError:     # a pandas that moved it: sort a frame of the keys instead
+        frame = pd.DataFrame(dict(enumerate(keys)))
+        return frame.sort_values(list(frame.columns), kind="stable").index.to_numpy()
+    return lexsort_indexer(keys, orders=True, na_position="last")
+
+
 def combine_parts(domain: str, parts: list) -> DomainResult:
     """One domain from several specs (one per source form): --SEQ renumbered over the union in
     each part's key order, SUPP-- IDVARVAL and the trace following the new numbers.
@@ -136,8 +147,7 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
     part = np.repeat(np.arange(len(results)), [len(res.data) for res in results])
     old = (data[seq_var] if seq_var in data.columns else pd.Series(np.nan, index=data.index)).to_numpy()
     keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"]]
-    order = (data[keys].assign(_PART=part, _OLD=old)
-             .sort_values([*keys, "_PART", "_OLD"], kind="stable").index.to_numpy())
+    order = _sort_order([*(data[k].to_numpy() for k in keys), part, old])
     data = data.take(order)
     data.index = pd.RangeIndex(len(data))
     data[seq_var] = run_numbers(data["USUBJID"])
