@@ -60,7 +60,7 @@ class Context:
         self.memo[("encoded", key)] = (arr, enc)
         return enc
 
-    def per_value(self, what: str, enc: Encoded, func):
+    def per_value(self, what, enc: Encoded, func):
         """func(enc's distinct values), computed once per encoded column (e.g. its dates)."""
         hit = self.memo.get((what, id(enc)))
         if hit is None or hit[0] is not enc:
@@ -283,7 +283,9 @@ class StudyDay(Algorithm):
         dtc = ctx.encoded(var.arg)
         if ctx.ref_start is not None:
             subject = align(ctx.encode_column("USUBJID", ctx.out["USUBJID"]), dtc.index)
-            ref = subject.values(_when(subject.distinct().map(ctx.ref_start)))
+            ref_start = ctx.ref_start
+            starts = ctx.per_value(("ref_start", id(ref_start)), subject, lambda s: _when(s.map(ref_start)))
+            ref = subject.values(starts)
         elif "RFSTDTC" in ctx.out.columns:      # DM itself (DMDY): its own RFSTDTC, mapped above
             start = align(ctx.encode_column("RFSTDTC", ctx.out["RFSTDTC"]), dtc.index)
             ref = start.values(_when(start.distinct()))
