@@ -97,7 +97,12 @@ def _sheet(wb: Workbook, title: str, frame: pd.DataFrame) -> None:
         ws.freeze_panes = "A2"
         ws.auto_filter.ref = f"A1:{get_column_letter(ncol)}{len(rows) + 1}"
     ws.append([_header_cell(ws, str(c)) for c in frame.columns])
-    for row in _values(rows):
+    values = _values(rows)
+    for i, j in _formula_like(rows):
+        # data that starts with '=' is text, not a formula for Excel to run
+        values[i][j] = cell = WriteOnlyCell(ws, value=values[i][j])
+        cell.data_type = "s"
+    for row in values:
         ws.append(row)
 
 
@@ -112,6 +117,16 @@ def _header_cell(ws, text: str) -> WriteOnlyCell:
     cell.font = Font(bold=True)
     cell.fill = _HEADER_FILL
     return cell
+
+
+def _formula_like(frame: pd.DataFrame) -> list[tuple[int, int]]:
+    out = []
+    for j, c in enumerate(frame.columns):
+        s = frame[c]
+        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            hit = s.astype(str).str.startswith("=").to_numpy(dtype=bool, na_value=False) & s.notna().to_numpy()
+            out += [(int(i), j) for i in np.flatnonzero(hit)]
+    return out
 
 
 def _values(frame: pd.DataFrame) -> list[list]:

@@ -260,8 +260,9 @@ def _first_rows(table: pa.Table, by: list[str], n: int = DETAIL_ROWS) -> pd.Data
     new_run = np.zeros(table.num_rows, dtype=bool)
     new_run[0] = True
     for col in by:
-        values = table[col].to_numpy(zero_copy_only=False)
-        new_run[1:] |= values[1:] != values[:-1]
+        values = table[col]
+        differs = pc.not_equal(values.slice(1), values.slice(0, table.num_rows - 1))
+        new_run[1:] |= pc.fill_null(differs, True).to_numpy(zero_copy_only=False)
     at = np.arange(table.num_rows)
     start = np.maximum.accumulate(np.where(new_run, at, 0))
     return table.take(pa.array(np.flatnonzero(at - start < n))).to_pandas()
