@@ -390,14 +390,14 @@ def _label_problem(what: str, label: str | None) -> str | None:
 def _encode_text(values: pd.Series) -> TextColumn | None:
     """The column's distinct values as Arrow strings; None if any value is not text. The
     distinct values go through Arrow, so exactly what `pa.array(..., type=string,
-    from_pandas=True)` accepts passes (str, and None / NaN / pd.NA / NaT as missing)."""
-    array = values.to_numpy(dtype=object)
+    from_pandas=True)` accepts passes (str, and None / NaN / pd.NA / NaT as missing). Arrow-
+    backed text is factorized in Arrow, never turned into Python strings row by row."""
     try:
-        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
         distinct = pa.array(np.asarray(uniques, dtype=object), type=pa.string(), from_pandas=True)
         missing = codes < 0
         if missing.any():  # the missing markers, as Arrow would take them
-            pa.array(array[missing], type=pa.string(), from_pandas=True)
+            pa.array(values[missing].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     except (TypeError, pa.ArrowTypeError, pa.ArrowInvalid):
         return None
     return TextColumn(distinct, _small_codes(codes, len(distinct)))
