@@ -108,7 +108,7 @@ def _filled_text(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     return pc.fill_null(arr, "") if arr.null_count else arr
 
 
-def _text(df: pd.DataFrame, col: str) -> pa.Array:
+def _text(df: pd.DataFrame, col: str) -> pa.Array | pa.ChunkedArray:
     """A column as stripped text ('' for missing or absent), so blanks compare uniformly."""
     if col not in df:
         return _blank(len(df))
@@ -283,7 +283,8 @@ def _find(rule: str, severity: str, name: str, df: pd.DataFrame, rows: np.ndarra
     else:
         records = df.iloc[rows][cols]
     if not isinstance(message, str):
-        values = _np(message) if isinstance(message, pa.Array) else np.asarray(message, dtype=object)
+        arrow = isinstance(message, (pa.Array, pa.ChunkedArray))
+        values = _np(message) if arrow else np.asarray(message, dtype=object)
         message = pd.Series(values, index=records.index, dtype=object)
     return make_findings(rule, severity, name, records, variable, message)
 
@@ -310,7 +311,8 @@ def _dm_rows(ds: Datasets, df: pd.DataFrame) -> np.ndarray:
     dm = ds["DM"]
     if "USUBJID" not in dm:
         return np.full(len(df), -1, dtype=np.int64)
-    return _once("dm_rows", df, "USUBJID", lambda: _match([_text(df, "USUBJID")], [_text(dm, "USUBJID")]))
+    return _once("dm_rows", df, "USUBJID",
+                 lambda: _match([_text(df, "USUBJID")], [_text(dm, "USUBJID")]))
 
 
 def _dm_dates(ds: Datasets, df: pd.DataFrame, col: str) -> np.ndarray:
@@ -344,8 +346,9 @@ def screen_failure_not_exposed(ds: Datasets, study=None) -> pd.DataFrame:
     if miss is not None:
         return miss
     failed = _text(dm, "USUBJID").filter(pc.equal(_text(dm, "ARMNRS"), "SCREEN FAILURE"))
-    return _concat([_find("XR002", "ERROR", "EX", ex, _isin(_text(ex, "USUBJID"), failed), "USUBJID",
-                 "screen failure (DM.ARMNRS = SCREEN FAILURE) has an exposure record")])
+    exposed = _isin(_text(ex, "USUBJID"), failed)
+    return _concat([_find("XR002", "ERROR", "EX", ex, exposed, "USUBJID",
+                          "screen failure (DM.ARMNRS = SCREEN FAILURE) has an exposure record")])
 
 
 def _exposure_bound(ds: Datasets, rule: str, dm_var: str, ex_vars: list[str], latest: bool):
@@ -457,8 +460,8 @@ def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
             expected = np.where(days < 0, days, days + 1)
             actual = _num(df, dy)
             bad = np.flatnonzero(~((actual == expected) | (np.isnan(actual) & np.isnan(expected))))
-            shown = np.where(np.isnan(expected[bad]), "none",
-                             np.nan_to_num(expected[bad]).round().astype("int64").astype(str)).astype(object)
+            days_shown = np.nan_to_num(expected[bad]).round().astype("int64").astype(str)
+            shown = np.where(np.isnan(expected[bad]), "none", days_shown).astype(object)
             msg = "expected " + shown + f" from {dtc} and DM.RFSTDTC (no day 0)"
             parts.append(_find("XR005", "ERROR", name, df, bad, dy, msg))
     return _concat(parts)
@@ -481,7 +484,8 @@ def start_not_after_end(ds: Datasets, study=None) -> pd.DataFrame:
             ts, te = _at(s_txt, tie), _at(e_txt, tie)
             timed = _np(pc.and_(pc.greater(pc.utf8_length(ts), 10), pc.greater(pc.utf8_length(te), 10)))
             # Arrow compares UTF-8 bytes, which orders as Python orders code points
-            later = _np(pc.greater(pc.utf8_slice_codeunits(ts, 0, 16), pc.utf8_slice_codeunits(te, 0, 16)))
+            later = _np(pc.greater(pc.utf8_slice_codeunits(ts, 0, 16),
+                                   pc.utf8_slice_codeunits(te, 0, 16)))
             bad[tie[timed & later]] = True
         bad = np.flatnonzero(bad)
         parts.append(_find("XR006", "ERROR", name, df, bad, st,
@@ -562,6 +566,8 @@ def visits_in_sv(ds: Datasets, study=None) -> pd.DataFrame:
     if miss is not None:
         return miss
     ref = [_text(sv, "USUBJID"), _key(sv, "VISITNUM")]
+    # VISIT names compared as codes into SV's names (a name SV lacks gets -1)
+    sv_names, sv_name = _encode(_text(sv, "VISIT"))
     parts = []
     for name, df in _subject_datasets(ds, ("VISITNUM", "VISIT")).items():
         if name == "SV":
@@ -569,12 +575,12 @@ def visits_in_sv(ds: Datasets, study=None) -> pd.DataFrame:
         rows = np.flatnonzero(_filled(_key(df, "VISITNUM")))
         hit = _match([_at(_text(df, "USUBJID"), rows), _at(_key(df, "VISITNUM"), rows)], ref)
         absent = hit < 0
-        sv_vis = _at(_text(sv, "VISIT"), np.maximum(hit, 0))
-        renamed = ~absent & _np(pc.not_equal(_at(_text(df, "VISIT"), rows), sv_vis))
+        name_code = _np(pc.fill_null(pc.index_in(_at(_text(df, "VISIT"), rows), value_set=sv_names), -1))
+        renamed = ~absent & (name_code != sv_name[np.maximum(hit, 0)])
         bad = absent | renamed
+        named = _np(_at(_text(sv, "VISIT"), np.maximum(hit[bad], 0))).astype(object)
         text = np.where(absent[bad], "VISITNUM is not an SV visit of the subject",
-                        "VISIT differs from SV.VISIT '" + _np(sv_vis.filter(pa.array(bad))).astype(object)
-                        + "'")
+                        "VISIT differs from SV.VISIT '" + named + "'")
         parts.append(_find("XR009", "ERROR", name, df, rows[bad], "VISITNUM", text))
     return _concat(parts)
 
@@ -645,8 +651,8 @@ def death_dates_agree(ds: Datasets, study=None) -> pd.DataFrame:
     same = pc.equal(pc.utf8_slice_codeunits(_at(_text(d, "DSSTDTC"), deaths), 0, 10),
                     pc.utf8_slice_codeunits(dth, 0, 10))
     bad = _filled(dth) & ~_np(same)
-    return _concat([_find("XR012", "ERROR", "DS", d, deaths[bad], "DSSTDTC",
-                 _concat_text("DS death date differs from DM.DTHDTC (", dth.filter(pa.array(bad)), ")"))])
+    msg = _concat_text("DS death date differs from DM.DTHDTC (", dth.filter(pa.array(bad)), ")")
+    return _concat([_find("XR012", "ERROR", "DS", d, deaths[bad], "DSSTDTC", msg)])
 
 
 def nothing_after_death(ds: Datasets, study=None) -> pd.DataFrame:
@@ -686,8 +692,9 @@ def ae_death_has_fatal_ae(ds: Datasets, study=None) -> pd.DataFrame:
         return miss
     cause = _is(_text(dd, "DDTESTCD"), "PRCDTH") & _is(_text(dd, "DDRESCAT"), "ADVERSE EVENT")
     fatal = _text(ae, "USUBJID").filter(pc.equal(_text(ae, "AEOUT"), "FATAL"))
-    return _concat([_find("XR026", "ERROR", "DD", dd, cause & ~_isin(_text(dd, "USUBJID"), fatal), "DDRESCAT",
-                 "death due to an adverse event but AE has no record with AEOUT = FATAL")])
+    bad = cause & ~_isin(_text(dd, "USUBJID"), fatal)
+    return _concat([_find("XR026", "ERROR", "DD", dd, bad, "DDRESCAT",
+                          "death due to an adverse event but AE has no record with AEOUT = FATAL")])
 
 
 # Outcomes of an event that has not ended (CT OUT).
@@ -704,7 +711,7 @@ def ae_outcome_agrees_with_end(ds: Datasets, study=None) -> pd.DataFrame:
     out = _text(ae, "AEOUT")
     bad = np.flatnonzero(_isin(out, _NOT_ENDED) & _filled(_text(ae, "AEENDTC")))
     return _concat([_find("XR027", "ERROR", "AE", ae, bad, "AEOUT",
-                 _concat_text("AEOUT ", _at(out, bad), " but AEENDTC is present"))])
+                          _concat_text("AEOUT ", _at(out, bad), " but AEENDTC is present"))])
 
 
 # ---------------------------------------------------------------- relationships
@@ -745,7 +752,7 @@ def _resolve(name: str, rel: pd.DataFrame, ds: Datasets, rule: str) -> pd.DataFr
         ok[sub[_match(left, right) >= 0]] = True
     bad = np.flatnonzero(~ok)
     return _concat([_find(rule, "ERROR", name, rel, bad, "IDVARVAL",
-                 f"{name} record does not resolve to a parent: " + why[bad])])
+                          f"{name} record does not resolve to a parent: " + why[bad])])
 
 
 def supp_parents_exist(ds: Datasets, study=None) -> pd.DataFrame:
@@ -786,7 +793,7 @@ def tu_has_tr(ds: Datasets, study=None) -> pd.DataFrame:
     unmeasured = _match([_text(tu, "USUBJID"), _text(tu, "TULNKID")],
                         [_text(tr, "USUBJID"), _text(tr, "TRLNKID")]) < 0
     return _concat([_find("XR017", "WARNING", "TU", tu, unmeasured, "TULNKID",
-                 "identified tumour/lesion has no TR assessment")])
+                          "identified tumour/lesion has no TR assessment")])
 
 
 # ---------------------------------------------------------------- trial summary
