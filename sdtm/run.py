@@ -10,10 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clinpipe.config import load_study
 from clinpipe.outputs import staged_layer
@@ -28,12 +33,34 @@ from sdtm.trial_design import build_trial_design
 from sdtm.write import write_dataset
 
 
+class WrittenDatasets(Mapping):
+    """The datasets of an SDTM folder as written, read from their parquet when asked for (in
+    the validation data contract: Char string[pyarrow] with '' for missing, Num float64).
+    Not kept in memory: at 10,000 subjects the frames take gigabytes, and the folder has them."""
+
+    def __init__(self, folder: Path, names: list[str]):
+        self.folder, self._names = Path(folder), list(names)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        from sdtm.validate.load import arrow_frame
+
+        if name not in self._names:
+            raise KeyError(name)
+        return arrow_frame(pq.read_table(self.folder / f"{name.lower()}.parquet"))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class SdtmRun:
     study: str
     raw: RawTransfer
     build: SdtmBuild
-    datasets: dict[str, pd.DataFrame]
+    datasets: Mapping[str, pd.DataFrame]
     written: dict[str, dict]
     folder: Path
 
@@ -81,11 +108,15 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
     transfer = transfer_id(raw.transfer_date or stamp.date())
+    names = list(datasets)
     with staged_layer(study, "sdtm", out_root, transfer=transfer) as folder:
-        for name, df in datasets.items():
-            written[name] = write_dataset(df, name, folder, timestamp=stamp)
-        # Keep the frames as written (conformed: Num as float), so validation sees what a reviewer reads.
-        datasets = {name: written[name].pop("data") for name in datasets}
+        # Largest first, each frame let go once written (its build copy too): the peak is the
+        # build plus one conformed dataset, not every dataset twice.
+        for name in sorted(names, key=lambda n: -len(datasets[n])):
+            written[name] = write_dataset(datasets.pop(name), name, folder, timestamp=stamp)
+            del written[name]["data"]
+            _release(build, name)
+        written = {name: written[name] for name in names}
         write_trace(build, folder)
         _write_manifest(folder, raw, build, written)
     final = folder.parent / "sdtm"
@@ -93,7 +124,19 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     _write_reports(study, raw, build, written, out_root, transfer)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
-    return SdtmRun(study, raw, build, datasets, written, final)
+    return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
+
+
+def _release(build: SdtmBuild, name: str) -> None:
+    """Drop the build's frame of a written dataset; its trace, issues and counts stay."""
+    if name in build.results:
+        res = build.results[name]
+        res.data = res.data.iloc[:0]
+    elif name.startswith("SUPP") and name[4:] in build.results:
+        res = build.results[name[4:]]
+        res.supp = None if res.supp is None else res.supp.iloc[:0]
+    elif name in build.derived:
+        build.derived[name] = build.derived[name].iloc[:0]
 
 
 def write_trace(build: SdtmBuild, folder: Path) -> Path:
@@ -102,15 +145,24 @@ def write_trace(build: SdtmBuild, folder: Path) -> Path:
     staging swap), so TLF lineage (`clinpipe trace`) can follow an analysis number back to the
     EDC record; in a subfolder, so that nothing reading the folder's datasets takes it for one."""
     cols = ["DOMAIN", "USUBJID", "SEQ", "FORM", "RECORDID"]
-    types = {"DOMAIN": str, "USUBJID": str, "SEQ": float, "FORM": str, "RECORDID": str}
-    parts = [res.trace.assign(DOMAIN=name)[cols].astype(types)
+    parts = [pa.table({"DOMAIN": pa.array(np.full(len(res.trace), name, dtype=object), pa.string()),
+                       "USUBJID": _text(res.trace["USUBJID"]),
+                       "SEQ": pa.array(res.trace["SEQ"].to_numpy(dtype=float), pa.float64()),
+                       "FORM": _text(res.trace["FORM"]), "RECORDID": _text(res.trace["RECORDID"])})
              for name, res in build.results.items() if len(res.trace)]
-    trace = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)).astype(types)
-    trace = trace.sort_values(cols, kind="stable").reset_index(drop=True)
+    schema = pa.schema([(c, pa.float64() if c == "SEQ" else pa.string()) for c in cols])
+    trace = pa.concat_tables(parts) if parts else schema.empty_table()
+    # Arrow's sort is stable, orders UTF-8 text by code point and puts NaN last, as pandas did.
+    trace = trace.take(pc.sort_indices(trace, sort_keys=[(c, "ascending") for c in cols]))
     path = folder / "lineage" / "trace.parquet"
     path.parent.mkdir(exist_ok=True)
-    trace.to_parquet(path, index=False)
+    # the schema pandas wrote before (a RangeIndex note included), so the bytes are unchanged
+    trace.to_pandas().to_parquet(path, index=False)
     return path
+
+
+def _text(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype(str).to_numpy(dtype=object), pa.string())
 
 
 def _portable(path: Path) -> str:
