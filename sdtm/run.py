@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ from sdtm.build import SdtmBuild, build_sdtm
 from sdtm.conform import split_long_text
 from sdtm.trial_design import build_trial_design
 from sdtm.write import write_dataset
+
+_QUERY_COLUMNS = ("SUBJECT", "RECORDID", "FOLDERNAME")
 
 
 class WrittenDatasets(Mapping):
@@ -103,6 +105,10 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     study = raw.study
     build = build_sdtm(raw)
     datasets = sdtm_datasets(raw, build)
+    # Mapped: of the raw frames only what the data-query listing reads stays (form record ->
+    # visit); the caller's RawTransfer is left whole.
+    raw = replace(raw, frames={form: df[[c for c in _QUERY_COLUMNS if c in df.columns]]
+                               for form, df in raw.frames.items()})
     progress(f"  {study}: mapped {len(datasets)} SDTM datasets "
              f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
