@@ -383,12 +383,14 @@ class _FormCheck:
         self.ids = df["RECORDID"].to_numpy()
         self.subjects = df["SUBJECT"].to_numpy()
         self.out: list[ReaderFinding] = []
-        self.columns: dict[str, _Column] = {}
+        # active rows and a 64-bit hash of their subject, folder and entered values, folded in
+        # column by column as the checks encode them (no column's codes are kept)
+        self.rows = np.flatnonzero(self.active)
+        self.hashed = np.zeros(len(self.rows), dtype=np.uint64)
 
-    def column(self, name: str) -> _Column:
-        if name not in self.columns:
-            self.columns[name] = _Column(self.df[name])
-        return self.columns[name]
+    def fold(self, column: _Column) -> None:
+        # wrapping multiply-add: a collision only adds a candidate the exact check drops
+        self.hashed = self.hashed * np.uint64(1_000_003) + column.codes[self.rows].astype(np.uint64)
 
     def add(self, mask: np.ndarray, kind: str, column: str, message) -> None:
         """One finding per flagged row; `message` is text or a function of the value."""
@@ -401,9 +403,12 @@ class _FormCheck:
     def run(self) -> list[ReaderFinding]:
         self.add(~self.active, "inactivated_record", "RECORDACTIVE",
                  "record was inactivated in the EDC (RECORDACTIVE 0); it is not used downstream")
+        self.fold(_Column(self.df["SUBJECT"]))
+        self.fold(_Column(self.df["FOLDER"]))
         for fld in self.form.fields:
             entered = f"{fld.oid}_RAW" if fld.type == "date" else fld.oid  # what the site typed
-            values = self.column(entered)
+            values = _Column(self.df[entered])
+            self.fold(values)
             filled = (values.distinct != "").to_numpy()
             if fld.required:
                 self.add(self.active & ~values.rows(filled), "missing_required", entered,
@@ -470,19 +475,14 @@ class _FormCheck:
 
     def _duplicates(self) -> None:
         """Active records whose data equal an earlier active record of the same subject,
-        folder and form (a double entry). A 64-bit hash of the subject's, folder's and entered
-        values' codes finds candidates (equal records have equal codes); the exact comparison
-        of every data column runs on those only."""
+        folder and form (a double entry). The hash of the subject's, folder's and entered
+        values' codes (`fold`) finds candidates (equal records have equal codes); the exact
+        comparison of every data column runs on those only."""
         key = ["SUBJECT", "FOLDER"] + self.form.data_columns()
-        rows = np.flatnonzero(self.active)
-        if len(rows) < 2:
+        if len(self.rows) < 2:
             return
-        hashed = np.zeros(len(rows), dtype=np.uint64)
-        entered = [f"{f.oid}_RAW" if f.type == "date" else f.oid for f in self.form.fields]
-        for name in ["SUBJECT", "FOLDER", *entered]:
-            # wrapping multiply-add: a collision only adds a candidate the exact check drops
-            hashed = hashed * np.uint64(1_000_003) + self.column(name).codes[rows].astype(np.uint64)
-        candidates = self.df.iloc[rows[pd.Series(hashed).duplicated(keep=False).to_numpy()]][key + ["RECORDID"]]
+        twins = self.rows[pd.Series(self.hashed).duplicated(keep=False).to_numpy()]
+        candidates = self.df.iloc[twins][key + ["RECORDID"]]
         later = candidates.duplicated(subset=key, keep="first").to_numpy()
         if not later.any():
             return

@@ -192,8 +192,11 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     seq_var = f"{spec.domain}SEQ"
     if dom.has(seq_var):
         out = _derive_seq(out, spec, seq_var)
-    trace = pd.DataFrame({"USUBJID": out["USUBJID"], "SEQ": out.get(seq_var), "FORM": spec.source,
-                          "RECORDID": src.loc[out.index, "RECORDID"]})
+    # out holds src's rows (reordered by --SEQ): their RECORDIDs by position, not by label
+    trace = pd.DataFrame({"USUBJID": out["USUBJID"].to_numpy(),
+                          "SEQ": out[seq_var].to_numpy() if seq_var in out.columns else None,
+                          "FORM": spec.source,
+                          "RECORDID": src["RECORDID"].to_numpy()[src.index.get_indexer(out.index)]})
     if joined:   # subject-level records folded into this domain's records (e.g. ENR into DM)
         extra = pd.DataFrame(joined, columns=["FORM", "RECORDID", "SUBJECT"])
         extra = extra.assign(USUBJID=study.study.studyid + "-" + extra["SUBJECT"], SEQ=np.nan)
@@ -225,7 +228,7 @@ def _split_rows(src: pd.DataFrame, spec: DomainSpec, rejected: pd.DataFrame):
     split = src.take(rows[order])
     split["_ITEM"] = items[order]
     split.index = pd.RangeIndex(len(split))
-    empty = src[~record_ids.isin(record_ids.to_numpy()[np.logical_or.reduce(has)])]
+    empty = src.loc[~record_ids.isin(record_ids.to_numpy()[np.logical_or.reduce(has)]), ["RECORDID", "SUBJECT"]]
     none = pd.DataFrame({"FORM": spec.source, "RECORDID": empty["RECORDID"], "SUBJECT": empty["SUBJECT"],
                          "FIELD": ",".join(i["field"] for i in spec.split), "VALUE": "",
                          "REASON": "no result collected in any of the form's result fields"},

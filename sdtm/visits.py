@@ -7,6 +7,7 @@ that keeps VISITNUM one-to-one with VISIT. Non-visit folders (logs, end of study
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from edc.codes import factorize
@@ -44,30 +45,32 @@ def unscheduled_visits(study, forms, active: dict[str, pd.DataFrame]) -> pd.Seri
     date order. An instance is dated by the earliest full date of any of its records."""
     sched = study.visit_by_folder
     unsched = study.edc_folders.unscheduled
+    # per form, the dated records of visit folders as arrays: no frame of every record is built
     parts = []
     for form in forms.forms:
         frame = active.get(form.oid)
         first_date = next((f.oid for f in form.fields if f.type == "date"), None)
         if frame is None or first_date is None or frame.empty:
             continue
-        keep = frame["FOLDER"].isin(sched) | (frame["FOLDER"] == unsched)
-        part = frame.loc[keep, ["SUBJECT", "FOLDER", "FOLDERSEQ", first_date]]
-        parts.append(part.set_axis(["SUBJECT", "FOLDER", "FOLDERSEQ", "DTC"], axis=1))
+        folder = frame["FOLDER"]
+        keep = (folder.isin(sched) | (folder == unsched)).to_numpy()
+        # a few hundred distinct dates per form: parsed once each
+        codes, distinct = factorize(frame[first_date])
+        when = dates.to_datetime(pd.Series(distinct, dtype=frame[first_date].dtype)).to_numpy()[codes]
+        keep &= ~np.isnat(when)
+        parts.append((frame["SUBJECT"].to_numpy()[keep], folder.to_numpy()[keep],
+                      frame["FOLDERSEQ"].to_numpy()[keep], when[keep]))
     empty = pd.Series(dtype="float64", index=pd.MultiIndex.from_arrays([[], []]))
     if not parts:
         return empty
-    rec = pd.concat(parts, ignore_index=True)
-    # a few thousand distinct dates over all records: parsed once each
-    codes, distinct = factorize(rec["DTC"])
-    when = dates.to_datetime(pd.Series(distinct, dtype=rec["DTC"].dtype))
-    rec["WHEN"] = pd.Series(when.to_numpy()[codes], index=rec.index, dtype=when.dtype)
-    rec = rec.dropna(subset=["WHEN"])
-    is_uns = rec["FOLDER"] == unsched
-    inst = (rec[is_uns].groupby(["SUBJECT", "FOLDERSEQ"], as_index=False)["WHEN"].min()
-            .sort_values("WHEN"))
+    subject, folder, folderseq, when = (np.concatenate(column) for column in zip(*parts))
+    is_uns = folder == unsched
+    inst = (pd.DataFrame({"SUBJECT": subject[is_uns], "FOLDERSEQ": folderseq[is_uns], "WHEN": when[is_uns]})
+            .groupby(["SUBJECT", "FOLDERSEQ"], as_index=False)["WHEN"].min().sort_values("WHEN"))
     if inst.empty:
         return empty
-    visits = rec[~is_uns].assign(NUM=rec.loc[~is_uns, "FOLDER"].map({f: v.visitnum for f, v in sched.items()}))
+    num = pd.Series(folder[~is_uns], dtype=object).map({f: v.visitnum for f, v in sched.items()})
+    visits = pd.DataFrame({"SUBJECT": subject[~is_uns], "NUM": num.to_numpy(), "WHEN": when[~is_uns]})
     visits = visits.groupby(["SUBJECT", "NUM"], as_index=False)["WHEN"].min().sort_values("WHEN")
     merged = pd.merge_asof(inst, visits, on="WHEN", by="SUBJECT", direction="backward")
     merged["NUM"] = merged["NUM"].fillna(min(v.visitnum for v in study.visits))
