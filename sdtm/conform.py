@@ -196,12 +196,14 @@ def split_long_text(df: pd.DataFrame, dataset: str, supp: pd.DataFrame | None = 
                             "characters", hint="shorten the text at its source")
     meta = domain(dataset)
     idvar = _default_idvar(meta) if idvar is None else idvar
+    long = {v.name: rows for v in meta.variables if v.type == "Char" and v.name in df.columns
+            for rows in [_long_rows(df[v.name], MAX_VALUE)] if rows.size}
+    if not long:   # the usual case: no copy of the dataset
+        return df, supp
     out = df.copy()
     records: list[dict] = []
-    for var in (v for v in meta.variables if v.type == "Char" and v.name in df.columns):
-        rows = _long_rows(df[var.name], MAX_VALUE)
-        if not rows.size:
-            continue
+    for var in (v for v in meta.variables if v.name in long):
+        rows = long[var.name]
         for needed in ("STUDYID", "USUBJID", *([idvar] if idvar else [])):
             if needed not in df.columns:
                 raise ClinpipeError(f"{dataset}.{var.name} has text over {MAX_VALUE} characters "

@@ -162,13 +162,16 @@ def write_trace(build: SdtmBuild, folder: Path) -> Path:
     trace = trace.take(pc.sort_indices(trace, sort_keys=[(c, "ascending") for c in cols]))
     path = folder / "lineage" / "trace.parquet"
     path.parent.mkdir(exist_ok=True)
-    # the schema pandas wrote before (a RangeIndex note included), so the bytes are unchanged
+    # through pandas, whose parquet bytes (schema note, pages) the lineage has always had
     trace.to_pandas().to_parquet(path, index=False)
     return path
 
 
 def _text(values: pd.Series) -> pa.Array:
-    return pa.array(values.astype(str).to_numpy(dtype=object), pa.string())
+    try:
+        return pa.array(values.to_numpy(dtype=object), pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):   # not all str: the text pandas gives them
+        return pa.array(values.astype(str).to_numpy(dtype=object), pa.string())
 
 
 def _portable(path: Path) -> str:
