@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clinpipe.config import load_study
+from clinpipe.memory import release_memory
 from edc.read import RawTransfer
 from sdtm.engine import (
     ISSUE_COLUMNS,
@@ -70,6 +71,7 @@ def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
             parts.append((spec, result))
             rejections.setdefault(spec.source, []).append(rejected)
         results[name] = combine_parts(name, parts)
+        release_memory()   # the mapping's temporaries, before the next domain's
         if name == "DM":
             dm = results[name].data
             ref_start = dm.set_index("USUBJID")["RFSTDTC"]

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clinpipe.config import load_study
+from clinpipe.memory import release_memory
 from clinpipe.outputs import staged_layer
 from clinpipe.paths import transfer_id
 from clinpipe.reports import write_report
@@ -28,9 +29,9 @@ from edc.read import RawTransfer, read_transfer
 from edc.transfer import generator_version
 from sdtm import metadata
 from sdtm.build import SdtmBuild, build_sdtm
-from sdtm.conform import split_long_text
+from sdtm.conform import conform_text, has_long_text, split_long_text
 from sdtm.trial_design import build_trial_design
-from sdtm.write import write_dataset
+from sdtm.write import write_conformed
 
 _QUERY_COLUMNS = ("SUBJECT", "RECORDID", "FOLDERNAME")
 
@@ -72,14 +73,12 @@ class SdtmRun:
         return self.folder.parent.name
 
 
-def sdtm_datasets(raw: RawTransfer, build: SdtmBuild) -> dict[str, pd.DataFrame]:
-    """Mapped domains (text over 200 characters split into SUPP--) plus trial design."""
+def sdtm_datasets(raw: RawTransfer, build: SdtmBuild, split: bool = True) -> dict[str, pd.DataFrame]:
+    """Mapped domains (text over 200 characters split into SUPP--; `split=False`: the
+    writer does that) plus trial design."""
     datasets = build.datasets()
-    for name in [n for n in datasets if not n.startswith("SUPP")]:
-        df, supp = split_long_text(datasets[name], name, datasets.get(f"SUPP{name}"))
-        datasets[name] = df
-        if supp is not None and len(supp):
-            datasets[f"SUPP{name}"] = supp
+    for name in [n for n in datasets if split and not n.startswith("SUPP")]:
+        _split(datasets, name)
     study = load_study(raw.study)
     dm = datasets["DM"]
     enrolled = dm["ARMNRS"] != "SCREEN FAILURE"   # TS ACTSUB counts enrolled subjects (CT C98735)
@@ -89,6 +88,13 @@ def sdtm_datasets(raw: RawTransfer, build: SdtmBuild) -> dict[str, pd.DataFrame]
         actual_subjects=int(enrolled.sum()))
     datasets.update(trial)
     return dict(sorted(datasets.items()))
+
+
+def _split(datasets: dict[str, pd.DataFrame], name: str) -> None:
+    df, supp = split_long_text(datasets[name], name, datasets.get(f"SUPP{name}"))
+    datasets[name] = df
+    if supp is not None and len(supp):
+        datasets[f"SUPP{name}"] = supp
 
 
 def _first_date(dtc: pd.Series) -> dt.date | None:
@@ -104,26 +110,40 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     t0 = time.perf_counter()
     study = raw.study
     build = build_sdtm(raw)
-    datasets = sdtm_datasets(raw, build)
+    mapped = set(build.datasets())
+    datasets = sdtm_datasets(raw, build, split=False)
     # Mapped: of the raw frames only what the data-query listing reads stays (form record ->
     # visit); the caller's RawTransfer is left whole.
     raw = replace(raw, frames={form: df[[c for c in _QUERY_COLUMNS if c in df.columns]]
                                for form, df in raw.frames.items()})
+    release_memory()
     progress(f"  {study}: mapped {len(datasets)} SDTM datasets "
              f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
     transfer = transfer_id(raw.transfer_date or stamp.date())
-    names = list(datasets)
     with staged_layer(study, "sdtm", out_root, transfer=transfer) as folder:
         # Largest first, each frame let go once written (its build copy too): the peak is the
-        # build plus one conformed dataset, not every dataset twice.
-        for name in sorted(names, key=lambda n: -len(datasets[n])):
-            written[name] = write_dataset(datasets.pop(name), name, folder, timestamp=stamp)
-            del written[name]["data"]
+        # build plus one conformed dataset, not every dataset twice. A domain goes before its
+        # SUPP--, which takes the domain's text over 200 characters (split_long_text): the
+        # conformed distinct values say whether there is any, without reading every cell.
+        while datasets:
+            name = min(datasets, key=lambda n: _write_order(datasets, n))
+            df = datasets.pop(name)
+            data, texts = conform_text(df, name, arrow=True)
+            if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
+                datasets[name] = df
+                _split(datasets, name)
+                data, texts = conform_text(datasets.pop(name), name, arrow=True)
+            del df
+            written[name] = write_conformed(data, texts, name, folder, timestamp=stamp)
+            del written[name]["data"], data, texts
             _release(build, name)
+            release_memory()
+        names = sorted(written)
         written = {name: written[name] for name in names}
         write_trace(build, folder)
+        release_memory()
         _write_manifest(folder, raw, build, written)
     final = folder.parent / "sdtm"
     for info in written.values():  # the staging folder became `final`
@@ -131,6 +151,14 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     _write_reports(study, raw, build, written, out_root, transfer)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
+
+
+def _write_order(datasets: dict[str, pd.DataFrame], name: str) -> tuple[int, int]:
+    """Largest first; a SUPP-- right after its parent (not before: the parent may add to it)."""
+    parent = name[4:] if name.startswith("SUPP") else None
+    if parent in datasets:
+        return -len(datasets[parent]), 1
+    return -len(datasets[name]), 0
 
 
 def _release(build: SdtmBuild, name: str) -> None:
@@ -153,7 +181,8 @@ def write_trace(build: SdtmBuild, folder: Path) -> Path:
     cols = ["DOMAIN", "USUBJID", "SEQ", "FORM", "RECORDID"]
     parts = [pa.table({"DOMAIN": pa.array(np.full(len(res.trace), name, dtype=object), pa.string()),
                        "USUBJID": _text(res.trace["USUBJID"]),
-                       "SEQ": pa.array(res.trace["SEQ"].to_numpy(dtype=float), pa.float64()),
+                       "SEQ": pa.array(res.trace["SEQ"].to_numpy(dtype=float), pa.float64(),
+                                                 from_pandas=True),   # NaN -> null
                        "FORM": _text(res.trace["FORM"]), "RECORDID": _text(res.trace["RECORDID"])})
              for name, res in build.results.items() if len(res.trace)]
     schema = pa.schema([(c, pa.float64() if c == "SEQ" else pa.string()) for c in cols])
@@ -162,8 +191,13 @@ def write_trace(build: SdtmBuild, folder: Path) -> Path:
     trace = trace.take(pc.sort_indices(trace, sort_keys=[(c, "ascending") for c in cols]))
     path = folder / "lineage" / "trace.parquet"
     path.parent.mkdir(exist_ok=True)
-    # through pandas, whose parquet bytes (schema note, pages) the lineage has always had
-    trace.to_pandas().to_parquet(path, index=False)
+    # The bytes the lineage has always had (written through pandas) without a pandas copy of
+    # 4 M rows: one chunk and pandas' schema note, taken from a sample holding a value of each
+    # column so that the note's types are those of the whole table.
+    sample = sorted({0} | {int(pc.index(pc.is_valid(trace[c]), True).as_py()) for c in cols})
+    note = pa.Table.from_pandas(trace.take([i for i in sample if 0 <= i < len(trace)]).to_pandas(),
+                                preserve_index=False).schema.metadata
+    pq.write_table(trace.combine_chunks().replace_schema_metadata(note), path)
     return path
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sdtm.conform import conform_text
+from sdtm.conform import TextColumn, conform_text
 from sdtm.metadata import IG_VERSION, DomainMeta, domain
 from sdtm.xpt import write_conformed_xpt
 
@@ -36,8 +36,14 @@ def _arrow_table(df: pd.DataFrame, meta: DomainMeta, labels: dict[str, str]) -> 
     schema = pa.schema(fields, metadata={
         "clinpipe.dataset": meta.name, "clinpipe.label": meta.label,
         "clinpipe.labels": json.dumps(labels), "clinpipe.sdtmig": IG_VERSION})
-    arrays = [pa.array(df[f.name].to_numpy(), type=f.type, from_pandas=True) for f in fields]
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([_arrow_values(df[f.name], f.type) for f in fields], schema=schema)
+
+
+def _arrow_values(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        # conformed text is Arrow already: one chunk of `kind`, no Python object per cell
+        return pa.array(values.array).cast(kind)
+    return pa.array(values.to_numpy(), type=kind, from_pandas=True)
 
 
 def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
@@ -46,8 +52,14 @@ def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
     `<outdir>/<dataset lower>.xpt` and `.parquet`. `timestamp` (the run date; default
     1960-01-01) goes into the XPT headers. Returns the paths, the row count and the files'
     SHA-256, and the conformed frame written (`data`)."""
+    data, texts = conform_text(df, dataset, arrow=True)
+    return write_conformed(data, texts, dataset, outdir, timestamp=timestamp)
+
+
+def write_conformed(data: pd.DataFrame, texts: dict[str, TextColumn], dataset: str,
+                    outdir: str | Path, *, timestamp: dt.datetime | None = None) -> dict:
+    """`write_dataset` of what `conform_text(..., arrow=True)` made of the dataset."""
     meta = domain(dataset)
-    data, texts = conform_text(df, dataset)
     labels = {c: meta.var(c).label for c in data.columns}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from clinpipe.paths import latest_transfer
 from edc.read import read_transfer
 from sdtm import metadata
 from sdtm.build import build_sdtm
-from sdtm.run import run_sdtm, sdtm_datasets
+from sdtm.run import run_sdtm, sdtm_datasets, write_sdtm
 from sdtm.xpt import read_xpt
 
 STUDIES = ["RS001", "GLOCART"]
@@ -72,3 +72,26 @@ def test_every_raw_record_of_mapped_forms_is_accounted_for(written):
     assert (mapped.UNACCOUNTED == 0).all(), mapped
     assert (mapped.MAPPED + mapped.REJECTED == mapped.RECORDS).all()
     assert written.build.issues.empty, written.build.issues
+
+
+def test_text_over_200_characters_is_split_by_the_writer_as_before(tmp_path):
+    # The writer splits long text when the conformed distinct values show some (issue 18);
+    # the reference is the split done up front on every dataset, then each one written.
+    import datetime as dt
+
+    from sdtm.write import write_dataset
+
+    raw = read_transfer(latest_transfer("RS001") / "csv", study="RS001")
+    enr = raw.frames["ENR"].copy()
+    enr.loc[enr.index[0], "HISTOL_DEC"] = "Diffuse large B-cell lymphoma, " + "not otherwise specified; " * 10
+    raw.frames["ENR"] = enr
+    run = write_sdtm(raw, tmp_path / "new", progress=lambda m: None)
+    supp = pd.read_parquet(run.written["SUPPMH"]["parquet"])
+    assert "MHTERM1" in set(supp["QNAM"])
+    reference = sdtm_datasets(raw, build_sdtm(raw))
+    assert sorted(reference) == sorted(run.written)
+    stamp = dt.datetime.combine(raw.transfer_date, dt.time())
+    for name, df in reference.items():
+        ref = write_dataset(df, name, tmp_path / "ref", timestamp=stamp)
+        for kind in ("xpt", "parquet"):
+            assert ref[kind].read_bytes() == run.written[name][kind].read_bytes(), (name, kind)
