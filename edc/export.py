@@ -13,6 +13,7 @@ Contract of a frame (`finish_frame` enforces it for every producer):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -56,9 +57,6 @@ RECORD_KEYS = frozenset(SYSTEM_KEYS) | {"RECORDACTIVE"}
 # Sites enter data in working hours; the time of day is drawn from the seed so LASTMODIFIED
 # is deterministic without the simulator having to invent clock times.
 _DAY_START, _DAY_END = 8 * 3600, 19 * 3600
-_CLOCK = np.array([f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" for s in range(86400)],
-                  dtype=object)
-_CLOCK_TEXT = pa.array(_CLOCK.tolist(), type=pa.string())
 _ISO_DATE = re.compile(r"^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-\d{2})?)?$")
 
 
@@ -327,7 +325,7 @@ class ChunkedFrames:
         columns = dict(zip(table.column_names, table.columns))
         columns["RECORDID"] = pc.cast(pa.array(record_id), pa.string())
         columns["LASTMODIFIED"] = pc.binary_join_element_wise(
-            self._day_text.take(pa.array(day)), _CLOCK_TEXT.take(pa.array(clock)), "T")
+            self._day_text.take(pa.array(day)), _clock_text().take(pa.array(clock)), "T")
         return pa.table([columns[c] for c in form.columns()], names=form.columns())
 
     def _rows(self, form: FormDef, k: int, lo: int, hi: int, readers: dict) -> pa.Table:
@@ -391,6 +389,14 @@ def _check_entry(day: str) -> None:
 
 
 _REQUIRED_KEYS = ("SITEID", "SUBJECT", "FOLDER")
+
+
+@functools.cache
+def _clock_text() -> pa.StringArray:
+    """HH:MM:SS of every second of a day: made when a transfer is written, not when a reader
+    imports this module."""
+    return pa.array([f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" for s in range(86400)],
+                    type=pa.string())
 
 
 def _values(form: FormDef, recs: list[dict[str, Any]]) -> dict[str, tuple]:

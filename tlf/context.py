@@ -40,7 +40,16 @@ class TlfContext:
         if not manifest.is_file():
             raise TlfInputError("no ADaM build here (manifest.json missing)", file=adam_dir,
                                 hint=f"run `clinpipe adam --study {study}` first")
-        body = json.loads(manifest.read_bytes())
+        try:
+            body = json.loads(manifest.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TlfInputError(f"not a readable manifest ({exc})", file=manifest,
+                                hint=f"rebuild ADaM: `clinpipe adam --study {study}`") from None
+        if not isinstance(body, dict) or not (body.get("transfer_date") or body.get("data_cutoff")):
+            # the build folder the TLF go into is named by the transfer: without it, nowhere
+            raise TlfInputError("the manifest names no transfer_date or data_cutoff: not an "
+                                "ADaM build written by `clinpipe adam`", file=manifest,
+                                hint=f"rebuild ADaM: `clinpipe adam --study {study}`")
         sdtm = body.get("sdtm_folder")
         # what was built from what, without where: two clones give the same run id
         raw = json.dumps({k: v for k, v in body.items() if k != "sdtm_folder"},
