@@ -5,6 +5,13 @@ full detail in csv and parquet, written through Arrow (`write_table`), and shows
 readable part of it in the xlsx and html (the caller picks the rows and says so in `notes`).
 The html tables sort on a header click and filter as you type (a few lines of inline script;
 the page stays one file).
+
+No cell of a report runs as a formula where a person opens it. In xlsx, text starting with '='
+is written as text. In csv, which a spreadsheet program would evaluate, text that would start
+a formula gets a leading apostrophe (the OWASP rule for CSV injection): text starting with
+'=', '@', a tab or a carriage return, or with '+' or '-' unless it is a plain number
+('-1.5' stays as it is, '-1+1' becomes "'-1+1"). The parquet beside a csv keeps every value
+as it is.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -44,7 +52,8 @@ def write_report(outdir: Path, name: str, title: str, sheets: dict[str, pd.DataF
         tables = write_table(detail, outdir / f"{name}.csv", outdir / f"{name}.parquet")
     else:
         tables = [outdir / f"{name}.csv"]
-        sheets[csv_sheet or next(iter(sheets))].to_csv(tables[0], index=False, lineterminator="\n")
+        frame = sheets[csv_sheet or next(iter(sheets))]
+        _csv_safe_frame(frame).to_csv(tables[0], index=False, lineterminator="\n")
     page = outdir / f"{name}.html"
     page.write_text(render_html(title, sheets, meta, notes), encoding="utf-8")
     return [xlsx, *tables, page]
@@ -65,11 +74,57 @@ def write_table(frame: pd.DataFrame | pa.Table, csv: Path | None = None,
     table = frame if isinstance(frame, pa.Table) else arrow_table(frame)
     out = []
     if csv is not None:
-        pa_csv.write_csv(table, csv)
+        pa_csv.write_csv(csv_safe(table), csv)
         out.append(csv)
     if parquet is not None:
         pq.write_table(table, parquet)
         out.append(parquet)
+    return out
+
+
+# ---- formula-like text in csv ------------------------------------------------------------
+
+_FORMULA_START = r"^[=@\t\r]"
+_SIGNED = r"^[+-]"
+_SIGNED_NUMBER = r"^[+-](?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def csv_safe_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text with an apostrophe before every value a spreadsheet would run as a formula."""
+    starts = pc.match_substring_regex(values, _FORMULA_START)
+    signed = pc.and_(pc.match_substring_regex(values, _SIGNED),
+                     pc.invert(pc.match_substring_regex(values, _SIGNED_NUMBER)))
+    hit = pc.fill_null(pc.or_(starts, signed), False)
+    if not pc.any(hit).as_py():
+        return values
+    return pc.if_else(hit, pc.binary_join_element_wise("'", values, ""), values)
+
+
+def csv_safe(table: pa.Table) -> pa.Table:
+    """`table` with its text columns through `csv_safe_text`."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = csv_safe_text(table.column(i))
+            if column is not table.column(i):
+                table = table.set_column(i, field, column)
+    return table
+
+
+def _csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`csv_safe` for a frame written by pandas: only text columns with a hit are replaced."""
+    out = frame
+    for c in frame.columns:
+        if frame[c].dtype != object:
+            continue
+        try:
+            text = pa.array(frame[c].to_numpy(), type=pa.string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            continue   # not all text: written as pandas writes it
+        safe = csv_safe_text(text)
+        if safe is not text:
+            if out is frame:
+                out = frame.copy()
+            out[c] = pd.Series(safe.to_pylist(), index=frame.index, dtype=object).where(frame[c].notna())
     return out
 
 

@@ -48,3 +48,18 @@ def test_write_report_with_detail_writes_csv_and_parquet(tmp_path):
                          detail=_frame())
     assert [f.name for f in files] == ["c.xlsx", "c.csv", "c.parquet", "c.html"]
     assert len(pd.read_csv(files[1])) == 3 and pq.read_table(files[2]).num_rows == 3
+
+
+def test_csv_cells_never_start_a_formula_and_parquet_keeps_the_values(tmp_path):
+    # OWASP's CSV injection rule; plain signed numbers stay numbers
+    values = ["=1+1", "-1.5", "-1+1", "+3", "@SUM(A1)", "\tx", "plain", None, "-", "-2e-3", "a=b"]
+    want = ["'=1+1", "-1.5", "'-1+1", "+3", "'@SUM(A1)", "'\tx", "plain", "", "'-", "-2e-3", "a=b"]
+    frame = pd.DataFrame({"VALUE": values, "N": range(len(values))})
+    csv, parquet = write_table(frame, tmp_path / "d.csv", tmp_path / "d.parquet")
+    back = pd.read_csv(csv, keep_default_na=False, dtype=str)
+    assert back["VALUE"].tolist() == want
+    assert pq.read_table(parquet).column("VALUE").to_pylist() == values
+    # the csv of a report without full detail (written by pandas) follows the same rule
+    files = write_report(tmp_path / "r", "r", "R", {"listing": frame})
+    listing = pd.read_csv(files[1], keep_default_na=False, dtype=str)
+    assert listing["VALUE"].tolist() == want and listing["N"].tolist() == [str(i) for i in range(11)]
