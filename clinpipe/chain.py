@@ -32,8 +32,9 @@ class StudyRun:
 
 
 def run_study(study: str, transfer: Path | None = None, out_root: Path | None = None, progress=print,
-              package: bool = True) -> StudyRun:
-    """Build one transfer (default: the newest under data/raw/<STUDY>/) through every layer."""
+              package: bool = True, encoding: str = "utf-8") -> StudyRun:
+    """Build one transfer (default: the newest under data/raw/<STUDY>/) through every layer.
+    `encoding`: of the CSV files that are not valid UTF-8."""
     from adam.run import run_adam
     from clinpipe.raw_summary import summarise_study
     from sdtm.run import write_sdtm
@@ -44,7 +45,7 @@ def run_study(study: str, transfer: Path | None = None, out_root: Path | None = 
     result = StudyRun(study)
     clock = _Clock(result, progress)
     with clock.step("raw summary"):
-        summary = summarise_study(study, folder, out_root, progress)
+        summary = summarise_study(study, folder, out_root, progress, encoding=encoding)
     with clock.step("SDTM"):
         sdtm = write_sdtm(summary.transfer, out_root, progress)
     result.transfer, result.base = sdtm.transfer, sdtm.folder.parent

@@ -51,6 +51,10 @@ def _transfer_folder(study: str, value: str | None) -> Path:
 
 
 STUDY = click.option("--study", required=True, callback=_study, help="Study id (a folder under mappings/).")
+ENCODING = click.option(
+    "--encoding", default="utf-8", show_default=True,
+    help="Encoding of the CSV files that are not valid UTF-8, e.g. cp1252 (decided per file: "
+         "a valid UTF-8 file is read as UTF-8 whatever this says).")
 OUT = click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
                    help="Output root (default: out/ or $CLINPIPE_OUT).")
 
@@ -109,7 +113,7 @@ def simulate(study, n_subjects, seed, fmt, outdir, faults, transfer_date):
               help="Transfer folder (default: the newest under data/raw/<STUDY>/).")
 @click.option("--format", "fmt", default="auto", show_default=True,
               type=click.Choice(["auto", "csv", "odm", "sas"]), help="Export format.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of CSV files.")
+@ENCODING
 def read(study, transfer, fmt, encoding):
     """Read one EDC transfer and print what it holds (records, subjects, findings)."""
     from clinpipe.paths import latest_transfer, transfer_formats
@@ -195,7 +199,8 @@ def _demo_faulty(study: str, transfer: Path, root: Path) -> None:
 @OUT
 @click.option("--package/--no-package", default=True, show_default=True,
               help="Also build the eCTD submission package (Define-XML 2.1).")
-def run(study, transfer, out_root, package):
+@ENCODING
+def run(study, transfer, out_root, package, encoding):
     """The whole chain for one transfer, in process: raw -> SDTM -> ADaM -> TLF -> submission
     package -> change report, into <out>/<STUDY>/<TRANSFER>/.
 
@@ -205,7 +210,7 @@ def run(study, transfer, out_root, package):
 
     t0 = time.perf_counter()
     result = run_study(study, _transfer_folder(study, transfer), out_root, progress=click.echo,
-                       package=package)
+                       package=package, encoding=encoding)
     if not result.complete:
         click.secho(f"{study} {result.transfer}: stopped at {result.stopped_at}", fg="red", err=True)
         sys.exit(1)
@@ -275,14 +280,15 @@ def ui(host, port):
 @click.option("--transfer", default=None,
               help="Transfer folder, or its name (date) under data/raw/<STUDY>/ (default: the newest; CSV form).")
 @OUT
-def sdtm(study, transfer, out_root):
+@ENCODING
+def sdtm(study, transfer, out_root, encoding):
     """Map one transfer to SDTM: <out>/<STUDY>/<TRANSFER>/sdtm/*.xpt|parquet and
     reports/sdtm_reconciliation.*"""
     from clinpipe.paths import transfer_formats
     from sdtm.run import run_sdtm
 
     folder = next(iter(transfer_formats(_transfer_folder(study, transfer)).values()))
-    run = run_sdtm(study, folder, out_root, progress=click.echo)
+    run = run_sdtm(study, folder, out_root, progress=click.echo, encoding=encoding)
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
     click.echo(f"  reports: {run.folder.parent / 'reports'}")

@@ -34,12 +34,15 @@ class RawSummary:
 
 
 def summarise_study(study: str, transfer: Path, out_root: Path | None = None,
-                    progress=print) -> RawSummary:
-    """Read every format of `transfer`, check they agree, write reports/raw_summary.*."""
+                    progress=print, encoding: str = "utf-8") -> RawSummary:
+    """Read every format of `transfer`, check they agree, write reports/raw_summary.*.
+    `encoding`: of the CSV files that are not valid UTF-8."""
     reads: dict[str, RawTransfer] = {}
     for fmt, folder in transfer_formats(transfer).items():
         t0 = time.perf_counter()
-        reads[fmt] = read_transfer(folder, study=study, format="auto")
+        # ODM declares its own encoding: the option is for CSV (and XPT) files
+        reads[fmt] = read_transfer(folder, study=study, format="auto",
+                                   encoding="utf-8" if fmt == "odm" else encoding)
         progress(f"  {study}: read {fmt.upper()} {folder} "
                  f"({sum(len(f) for f in reads[fmt].frames.values()):,} records, "
                  f"{time.perf_counter() - t0:.1f} s)")

@@ -7,6 +7,7 @@ file read leniently silently loses records.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -52,27 +53,44 @@ def write_csv(frames: dict[str, pd.DataFrame], forms: FormsConfig, outdir: Path)
 
 
 def decode_check(data: bytes, path: Path, encoding: str) -> str:
-    """The encoding to parse with, after proving the bytes decode in it: a failure names the
-    line and byte so the user can look at it (a parser would only say "invalid data")."""
-    if _is_utf8(encoding) and data.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
-    if _is_utf8(encoding) and data.isascii():   # ASCII is valid UTF-8: no decoding pass needed
-        return encoding
+    """The encoding to parse one file with, decided per file: UTF-8 when the bytes are valid
+    UTF-8 (a BOM is dropped), whatever `encoding` says, since text in another encoding is
+    almost never valid UTF-8 by chance; else `encoding`, the fallback for files that are not
+    (e.g. cp1252), after proving the bytes decode in it. So `--encoding cp1252` reads a
+    transfer whose files are partly UTF-8 and partly Windows-1252 without garbling either. A
+    failure names the line and byte so the user can look at it (a parser would only say
+    "invalid data")."""
     try:
-        data.decode(encoding)
+        codecs.lookup(encoding)
     except LookupError:
         raise ExportError(f"unknown encoding {encoding!r}", file=path,
                           hint="use a Python codec name such as utf-8 or cp1252") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if data.isascii():   # ASCII is valid UTF-8: no decoding pass needed
+        return "utf-8"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ExportError(
-            f"not valid {encoding}: byte 0x{data[exc.start]:02x} at line {line}, byte {column} "
-            f"of the line (byte {exc.start} of the file)", file=path, record=f"line {line}",
-            hint="the file was probably saved as Windows-1252/Latin-1: read it with "
-                 "`--encoding cp1252` (read_transfer(..., encoding='cp1252')) or ask for a "
-                 "UTF-8 re-export") from None
+        if _is_utf8(encoding):
+            raise _not_decodable(data, path, "utf-8", exc) from None
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _not_decodable(data, path, encoding, exc) from None
     return encoding
+
+
+def _not_decodable(data: bytes, path: Path, encoding: str, exc: UnicodeDecodeError) -> ExportError:
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    return ExportError(
+        f"not valid {encoding}: byte 0x{data[exc.start]:02x} at line {line}, byte {column} "
+        f"of the line (byte {exc.start} of the file)", file=path, record=f"line {line}",
+        hint="the file was probably saved as Windows-1252/Latin-1: pass `--encoding cp1252` "
+             "(clinpipe read, sdtm or run; read_transfer(..., encoding='cp1252')), which applies "
+             "only to files that are not valid UTF-8, or ask for a UTF-8 re-export")
 
 
 def _header(data: bytes, encoding: str, path: Path) -> list[str]:

@@ -102,8 +102,10 @@ def _first_date(dtc: pd.Series) -> dt.date | None:
     return dt.date.fromisoformat(full.min()) if len(full) else None
 
 
-def run_sdtm(study: str, transfer: Path, out_root: Path | None = None, progress=print) -> SdtmRun:
-    return write_sdtm(read_transfer(transfer, study=study), out_root, progress)
+def run_sdtm(study: str, transfer: Path, out_root: Path | None = None, progress=print,
+             encoding: str = "utf-8") -> SdtmRun:
+    """`encoding`: of the CSV files that are not valid UTF-8 (`edc.csv_format.decode_check`)."""
+    return write_sdtm(read_transfer(transfer, study=study, encoding=encoding), out_root, progress)
 
 
 def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -> SdtmRun:

@@ -157,3 +157,11 @@ def test_run_stops_at_open_errors_with_exit_1(tmp_path):
 def test_unknown_study_lists_the_configured_ones():
     res = CliRunner().invoke(main, ["run", "--study", "../mappings/RS001"])
     assert res.exit_code == 2 and "unknown study" in res.output and "RS001" in res.output
+
+
+@pytest.mark.parametrize("command", ["read", "sdtm", "run"])
+def test_encoding_option_where_the_reader_error_says_to_use_it(command):
+    # the reader's hint names `--encoding cp1252` for these three commands (issue 13 item 5)
+    res = CliRunner().invoke(main, [command, "--help"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--encoding" in text and "not valid UTF-8" in text

@@ -99,6 +99,20 @@ def test_cp1252_file_names_line_and_byte_and_can_be_read_with_its_encoding(copy_
     pd.testing.assert_frame_equal(raw.frames["DM"], frames["DM"])
 
 
+def test_encoding_is_decided_per_file(copy_transfer, forms, frames):
+    # issue 13 item 5: one form re-saved as cp1252 beside UTF-8 forms with non-ASCII text of
+    # their own; --encoding cp1252 used to garble the UTF-8 ones
+    folder = copy_transfer("csv")
+    utf8 = [p for p in sorted(folder.glob("*.csv")) if not p.read_bytes().isascii()]
+    assert len(utf8) >= 2, "the fixture needs two forms with non-ASCII text"
+    legacy, kept = utf8[0], utf8[1:]
+    legacy.write_bytes(legacy.read_text(encoding="utf-8").encode("cp1252"))
+    fails(folder, legacy.name, "not valid utf-8", "--encoding cp1252", forms=forms)
+    raw = read_transfer(folder, forms=forms, encoding="cp1252")
+    for form, df in frames.items():
+        pd.testing.assert_frame_equal(raw.frames[form], df, obj=form)
+
+
 def test_truncated_csv_last_row(copy_transfer, forms):
     folder = copy_transfer("csv")
     path = folder / "ae.csv"
