@@ -39,6 +39,9 @@ from sdtm.validate.findings import findings_frame
 
 CHAR = pd.StringDtype("pyarrow")
 SYNC_RULE, SYNC_SEVERITY = "XPT-SYNC", "ERROR"
+SYNC_CHECKS = ("the XPT is the file the build wrote (SHA-256 in manifest.json) and its header "
+               "agrees with the parquet read (names, order, labels, types, records, dataset)")
+SYNC_SOURCE = "SAS XPT v5 as submitted (FDA Study Data TCG); the build's manifest.json"
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 # The record before the observations, in XPT v5 ("OBS     ") and v8 ("OBSV8   ").
 _OBS_HEADER = re.compile(rb"HEADER RECORD\*{7}OBS(?:V8)? {3,5}HEADER RECORD!{7}0{30} {2}")

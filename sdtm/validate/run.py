@@ -10,6 +10,7 @@ A folder is read by `load_sdtm_folder` (`load.py`: parquet first, the XPT beside
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from clinpipe.outputs import staged_layer
 from clinpipe.paths import manifest_transfer, mappings_dir
 from clinpipe.reports import arrow_table, write_report, write_table
 from clinpipe.yamlio import load_yaml, validation_error
+from edc.export import generator_version
+from sdtm import metadata
+from sdtm.validate.catalogue import rule_catalogue
 from sdtm.validate.findings import COLUMNS, SEVERITIES, findings_frame
 from sdtm.validate.load import SdtmFolder, load_sdtm_folder, normalise  # noqa: F401  (load_sdtm_folder: imported from here)
 
@@ -71,6 +75,8 @@ def apply_waivers(findings: pd.DataFrame, waivers: list[Waiver]) -> pd.DataFrame
 class Validation:
     study: str
     findings: pd.DataFrame          # COLUMNS + WAIVED, WAIVER
+    seconds: float = 0.0            # how long the checks took
+    finished: str = ""              # when they finished (UTC, ISO 8601)
 
     def open(self, severity: str = "ERROR") -> pd.DataFrame:
         """Findings of a severity that are not waived (what blocks downstream on ERROR)."""
@@ -154,12 +160,15 @@ def validate(datasets: dict[str, pd.DataFrame], study_cfg=None, waivers: list[Wa
     from sdtm.validate.rules import run_rules
     from sdtm.validate.schemas import schema_findings
 
+    t0 = time.perf_counter()
     # the checks may assume the data contract (sdtm.validate.load): Char string[pyarrow], Num float64
     datasets = normalise(datasets)
     files = datasets.file_findings if isinstance(datasets, SdtmFolder) else findings_frame()
     parts = [f for f in (files, schema_findings(datasets), run_rules(datasets, study_cfg)) if len(f)]
     found = pd.concat(parts, ignore_index=True)[COLUMNS] if parts else findings_frame()
-    return Validation(study, apply_waivers(found.reset_index(drop=True), waivers or []))
+    return Validation(study, apply_waivers(found.reset_index(drop=True), waivers or []),
+                      time.perf_counter() - t0,
+                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
 def query_listing(validation: Validation, traces: pd.DataFrame | None, raw=None) -> pd.DataFrame:
@@ -207,13 +216,17 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
     shown = _first_rows(details, ["SEVERITY", "RULE", "DATASET"])
     n = len(validation.findings)
     issues = validation.issues()
-    sheets = {"issues": issues.head(ISSUE_ROWS), "summary": validation.summary(), "details": shown}
+    rules = rule_catalogue(validation.findings)
+    sheets = {"issues": issues.head(ISSUE_ROWS), "summary": validation.summary(), "details": shown,
+              "rules": rules}
     notes = {"issues": "One row per rule, severity, dataset, variable, message and value, with the number "
                        f"of findings, of subjects and of waived findings, and up to {EXAMPLES} examples "
                        "(USUBJID/SEQ), most severe and most frequent first"
                        + (f"; the first {ISSUE_ROWS:,} of {len(issues):,} issues." if len(issues) > ISSUE_ROWS
                           else "."),
              "summary": "Findings per rule and dataset.",
+             "rules": f"Every rule the validator runs ({len(rules)}): what it checks, its SDTMIG / FDA "
+                      "source, and its findings in this run (OPEN: not waived).",
              "details": f"The first {DETAIL_ROWS} findings of each rule in each dataset ({len(shown):,} of "
                         f"{n:,}, by severity, rule, dataset, subject and SEQ); every finding is in "
                         "conformance.csv and conformance.parquet."}
@@ -232,6 +245,10 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
              "waivers": "mappings/<STUDY>/waivers.yaml (reason and approver shown per finding)",
              "detail": f"all {n:,} findings in conformance.csv and conformance.parquet; this report "
                        f"shows the first {DETAIL_ROWS} of each rule in each dataset",
+             "standards": f"SDTMIG {metadata.IG_VERSION}, SDTM CT {metadata.CT_VERSION}",
+             "code": generator_version(),
+             "validated at (UTC)": validation.finished or "not recorded",
+             "validation time": f"{validation.seconds:.1f} s",
              **(meta or {})}
     with staged_layer(validation.study, "reports", out_root, replace=("conformance.", "conformance_queries."),
                       transfer=transfer) as folder:

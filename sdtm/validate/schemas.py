@@ -17,26 +17,9 @@ Input: Char columns as `string[pyarrow]` ('' for missing, as `validate` normalis
 object columns of str (what `read_xpt` and old callers give); Num columns as float64. A column of
 another dtype, or an object column mixing text and numbers, is judged the same way, only slower.
 
-Rule ids (stable; the FDA/Pinnacle 21 validator rule is cited where the check is the same):
-  SCH-DS       dataset not in SDTMIG metadata (nothing else can be checked)         NOTICE
-  SCH-EMPTY    dataset has no records (empty datasets are not submitted)           WARNING
-  SCH-VAR      variable not in SDTMIG for the dataset             FDA SD0058       ERROR
-  SCH-REQ      Req variable missing (FDA SD0056) or null/blank (FDA SD0002)        ERROR
-  SCH-EXP      Exp variable missing                               FDA SD0057       WARNING
-  SCH-TYPE     value does not match the Char/Num type; models the check of
-               SDTM variable type mismatch                                         ERROR
-  SCH-CT       value not in a non-extensible codelist             P21 CT2001       ERROR
-  SCH-CTEXT    value not in an extensible codelist                P21 CT2002       WARNING
-  SCH-ISO8601  --DTC / duration not ISO 8601 as SDTM uses it      FDA SD0003       ERROR
-  SCH-LEN      Char value longer than 200 characters; models the SAS V5 XPT
-               200-byte limit checks                                               ERROR
-  SCH-KEY      duplicate natural key (--SEQ within subject: FDA SD0005; TS, SUPP,
-               DM one record per subject: models the key-uniqueness checks)         ERROR
-  SCH-SEQ      --SEQ not a positive integer; models the --SEQ integrity check     ERROR
-  SCH-DY0      --DY equal to 0 (SDTM has no study day 0); models the study-day check ERROR
-  SCH-DOMAIN   DOMAIN (RDOMAIN for SUPPxx) not the dataset's name; models the
-               DOMAIN-value consistency check                                      ERROR
-  SCH-RANGE    value outside the range SDTMIG states for the variable (AGE >= 0)   ERROR
+Rule ids, severities, what each checks and its source: `SCHEMA_RULES` below (stable ids; the
+FDA/Pinnacle 21 validator rule is cited where the check is the same). The conformance report's
+rules sheet lists them.
 """
 from __future__ import annotations
 
@@ -56,12 +39,34 @@ from sdtm.validate.findings import findings_frame, make_findings
 
 MAX_CHAR = 200  # SAS V5 transport: a Char variable holds at most 200 bytes
 
-SEVERITY = {
-    "SCH-DS": "NOTICE", "SCH-EMPTY": "WARNING", "SCH-VAR": "ERROR", "SCH-REQ": "ERROR",
-    "SCH-EXP": "WARNING", "SCH-TYPE": "ERROR", "SCH-CT": "ERROR", "SCH-CTEXT": "WARNING",
-    "SCH-ISO8601": "ERROR", "SCH-LEN": "ERROR", "SCH-KEY": "ERROR", "SCH-SEQ": "ERROR",
-    "SCH-DY0": "ERROR", "SCH-DOMAIN": "ERROR", "SCH-RANGE": "ERROR",
+# id -> (severity, what it checks, source)
+SCHEMA_RULES: dict[str, tuple[str, str, str]] = {
+    "SCH-DS": ("NOTICE", "dataset not in SDTMIG metadata (nothing else can be checked)",
+               "SDTMIG 3.4 dataset metadata"),
+    "SCH-EMPTY": ("WARNING", "dataset has no records (empty datasets are not submitted)",
+                  "FDA Study Data Technical Conformance Guide"),
+    "SCH-VAR": ("ERROR", "variable not in SDTMIG for the dataset", "FDA SD0058"),
+    "SCH-REQ": ("ERROR", "Req variable missing or null/blank", "FDA SD0056 (missing), SD0002 (null)"),
+    "SCH-EXP": ("WARNING", "Exp variable missing", "FDA SD0057"),
+    "SCH-TYPE": ("ERROR", "value does not match the variable's Char/Num type",
+                 "SDTMIG 3.4 variable metadata; models the SDTM variable type mismatch check"),
+    "SCH-CT": ("ERROR", "value not in a non-extensible codelist", "CDISC CT; P21 CT2001"),
+    "SCH-CTEXT": ("WARNING", "value not in an extensible codelist", "CDISC CT; P21 CT2002"),
+    "SCH-ISO8601": ("ERROR", "--DTC / duration not ISO 8601 as SDTM uses it",
+                    "SDTMIG 3.4 section 4.4; FDA SD0003"),
+    "SCH-LEN": ("ERROR", "Char value longer than 200 characters",
+                "SAS V5 XPT 200-byte limit (FDA Study Data TCG)"),
+    "SCH-KEY": ("ERROR", "duplicate natural key (--SEQ within subject; TS, SUPP--; DM: one per subject)",
+                "FDA SD0005; models the key-uniqueness checks"),
+    "SCH-SEQ": ("ERROR", "--SEQ not a positive integer", "SDTMIG 3.4 identifier variables (--SEQ)"),
+    "SCH-DY0": ("ERROR", "--DY equal to 0 (SDTM has no study day 0)",
+                "SDTMIG 3.4 timing variables (study day); models the study-day check"),
+    "SCH-DOMAIN": ("ERROR", "DOMAIN (RDOMAIN for SUPP--) not the dataset's name",
+                   "SDTMIG 3.4 identifier variables; models the DOMAIN-value consistency check"),
+    "SCH-RANGE": ("ERROR", "value outside the range SDTMIG states for the variable (AGE >= 0)",
+                  "SDTMIG 3.4 variable definitions"),
 }
+SEVERITY = {rule: severity for rule, (severity, _, _) in SCHEMA_RULES.items()}
 
 # The SDTMIG metadata carries no numeric ranges; these are the few the IG text states for a
 # variable wherever it occurs (not per domain). Bounds are inclusive.

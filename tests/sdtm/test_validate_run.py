@@ -44,7 +44,7 @@ def test_reports_open(validated):
     _, result, page, _ = validated
     reports = page.parent
     wb = openpyxl.load_workbook(reports / "conformance.xlsx")
-    assert ["about", "issues", "summary", "details", "data queries"] == wb.sheetnames
+    assert ["about", "issues", "summary", "details", "rules", "data queries"] == wb.sheetnames
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2" and ws.auto_filter.ref and ws.column_dimensions["A"].width >= 6
     html = page.read_text()
@@ -66,6 +66,29 @@ def test_reports_open(validated):
     assert len(queries) == len(query_listing(result, build_traces(validated[0].build), validated[0].raw))
     # the other reports of the layer survive a validation run
     assert (reports / "sdtm_reconciliation.html").is_file()
+
+
+def test_report_header_and_rules_sheet(validated):
+    # issue 13 item 9: the standards, code version and run time in the header; a rules sheet
+    # with every rule the validator runs, its source and its findings in this run
+    from sdtm import metadata
+    from sdtm.validate.rules import RULES
+    from sdtm.validate.schemas import SCHEMA_RULES
+
+    _, result, page, _ = validated
+    about = dict(pd.read_excel(page.parent / "conformance.xlsx", sheet_name="about").values)
+    assert about["standards"] == f"SDTMIG {metadata.IG_VERSION}, SDTM CT {metadata.CT_VERSION}"
+    assert about["code"].startswith("clinpipe ")
+    assert dt.datetime.fromisoformat(about["validated at (UTC)"]).tzinfo is not None
+    assert about["validation time"].endswith(" s")
+    rules = pd.read_excel(page.parent / "conformance.xlsx", sheet_name="rules", keep_default_na=False)
+    assert rules["RULE"].tolist() == ["XPT-SYNC", *SCHEMA_RULES, *(r.id for r in RULES)]
+    assert (rules["CHECKS"] != "").all() and (rules["SOURCE"] != "").all()
+    assert set(rules["SEVERITY"]) <= {"ERROR", "WARNING", "NOTICE"}
+    counts = result.findings.groupby("RULE").size()
+    assert dict(zip(rules["RULE"], rules["FINDINGS"])) == {r: int(counts.get(r, 0)) for r in rules["RULE"]}
+    assert rules["FINDINGS"].sum() == len(result.findings) and (rules["OPEN"] <= rules["FINDINGS"]).all()
+    assert "Every rule the validator runs" in page.read_text()
 
 
 def test_full_detail_is_byte_stable_whatever_the_finding_order(validated, tmp_path):
