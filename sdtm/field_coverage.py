@@ -72,15 +72,41 @@ def _condition_texts(arg, options: dict) -> list[str]:
     return texts
 
 
+def _field_ref(ref: str, source: str | None) -> tuple[str, str] | None:
+    """'FIELD' or 'FORM.FIELD' as (FORM, FIELD), the form defaulting to the spec's source and
+    FIELD without its _DEC / _RAW column suffix."""
+    form, _, fld = ref.rpartition(".")
+    form = form or source
+    for suffix in _SUFFIXES:
+        fld = fld.removesuffix(suffix)
+    return (form, fld) if form else None
+
+
+def variable_field_refs(spec) -> dict[str, set[tuple[str, str]]]:
+    """SDTM variable -> the (FORM, FIELD) pairs its mapping reads (its algorithm's fields; the
+    items' fields of a split; not the fields of a filter, which decide records, not values)."""
+    from sdtm.algorithms import ALGORITHMS
+
+    out = {}
+    for var in spec.variables.values():
+        refs = list(ALGORITHMS[var.algorithm].fields(var))
+        if var.algorithm == "split_field":
+            refs += [item[var.arg] for item in spec.split or [] if item.get(var.arg)]
+        out[var.name] = {r for r in (_field_ref(ref, spec.source) for ref in refs) if r}
+    return out
+
+
 def spec_field_refs(spec) -> set[tuple[str, str]]:
     """(FORM, FIELD) pairs a spec reads, FIELD without its _DEC / _RAW column suffix."""
     from sdtm.algorithms import ALGORITHMS
 
+    out = set().union(*variable_field_refs(spec).values())
     refs: list[str] = []
-    for var in [*spec.variables.values(), *(s.var for s in spec.supp)]:
+    for var in (s.var for s in spec.supp):
         refs += list(ALGORITHMS[var.algorithm].fields(var))
         if var.algorithm == "split_field":
             refs += [item[var.arg] for item in spec.split or [] if item.get(var.arg)]
+    for var in [*spec.variables.values(), *(s.var for s in spec.supp)]:
         if var.algorithm == "if":
             for text in _condition_texts(var.arg, var.options):
                 refs += _identifiers(text)
@@ -88,15 +114,7 @@ def spec_field_refs(spec) -> set[tuple[str, str]]:
         refs += _identifiers(spec.filter)
     # A split item's `field` is the raw result field of its SDTM record (sdtm.spec._split).
     refs += [item["field"] for item in spec.split or [] if item.get("field")]
-    out = set()
-    for ref in refs:
-        form, _, fld = ref.rpartition(".")
-        form = form or spec.source
-        for suffix in _SUFFIXES:
-            fld = fld.removesuffix(suffix)
-        if form:
-            out.add((form, fld))
-    return out
+    return out | {r for r in (_field_ref(ref, spec.source) for ref in refs) if r}
 
 
 def field_coverage(forms: FormsConfig, specs: dict[str, list], not_submitted: dict[tuple[str, str], str],

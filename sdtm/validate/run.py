@@ -171,24 +171,84 @@ def validate(datasets: dict[str, pd.DataFrame], study_cfg=None, waivers: list[Wa
                       dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
+QUERY_COLUMNS = ["FORM", "RECORDID", "SUBJECT", "VISIT", "FIELD", "FIELD_LABEL", "VALUE", "QUESTION",
+                 "SDTM", "RULE", "SEVERITY"]
+# Controlled-terminology findings are the sponsor's (the mapping to CDISC CT), except where the
+# site entered a code the CRF's own codelist does not have (the reader's unknown_code finding).
+SPONSOR_RULES = ("SCH-CT", "SCH-CTEXT")
+
+
 def query_listing(validation: Validation, traces: pd.DataFrame | None, raw=None) -> pd.DataFrame:
-    """Findings in raw-form terms a data manager can send to a site: form, subject, visit,
-    field, value, question. Needs the build's trace (SDTM record -> raw RECORDID)."""
-    cols = ["FORM", "RECORDID", "SUBJECT", "VISIT", "FIELD", "VALUE", "QUESTION", "RULE", "SEVERITY"]
+    """Findings a data manager can send to a site, in the CRF's terms: form, record, subject,
+    visit, the CRF field(s) the SDTM variable is mapped from (and their labels), the value, a
+    question; the SDTM dataset.variable stays beside them for the data manager. Needs the
+    build's trace (SDTM record -> raw RECORDID); with the raw transfer (`raw`) the visit, the
+    fields and the site-or-sponsor split of terminology findings (`SPONSOR_RULES`) too."""
     f = validation.findings[(validation.findings["WAIVED"] != "Y") & validation.findings["SEQ"].notna()]
     if traces is None or f.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=QUERY_COLUMNS)
     hit = f.merge(traces, on=["DATASET", "USUBJID", "SEQ"], how="inner")
+    fields = _crf_fields(raw) if raw is not None else pd.DataFrame(
+        columns=["DATASET", "FORM", "VARIABLE", "FIELD", "FIELD_LABEL"])
+    hit = hit.merge(fields, on=["DATASET", "FORM", "VARIABLE"], how="left")
+    hit["FIELD"] = hit["FIELD"].fillna("")
+    hit["FIELD_LABEL"] = hit["FIELD_LABEL"].fillna("")
     if raw is not None and len(hit):
         visits = pd.concat([df[["RECORDID", "FOLDERNAME"]].assign(FORM=form) for form, df in raw.frames.items()])
         hit = hit.merge(visits, on=["FORM", "RECORDID"], how="left")
+        hit = hit[~hit["RULE"].isin(SPONSOR_RULES) | _site_codes(hit, raw)]
     else:
         hit["FOLDERNAME"] = ""
+    named = hit["FIELD_LABEL"].where(hit["FIELD_LABEL"] != "", hit["VARIABLE"])
+    field = hit["FIELD"].where(hit["FIELD"] != "", hit["VARIABLE"])
+    question = ("Please check " + named + " (" + field + ") = '" + hit["VALUE"].astype(str)
+                + "' and correct it or confirm it as entered. Finding: " + hit["MESSAGE"])
     return pd.DataFrame({
         "FORM": hit["FORM"], "RECORDID": hit["RECORDID"], "SUBJECT": _subject(hit["USUBJID"]),
-        "VISIT": hit["FOLDERNAME"].fillna(""), "FIELD": hit["VARIABLE"], "VALUE": hit["VALUE"],
-        "QUESTION": "Please check and correct: " + hit["MESSAGE"], "RULE": hit["RULE"],
-        "SEVERITY": hit["SEVERITY"]}, columns=cols)
+        "VISIT": hit["FOLDERNAME"].fillna(""), "FIELD": hit["FIELD"], "FIELD_LABEL": hit["FIELD_LABEL"],
+        "VALUE": hit["VALUE"], "QUESTION": question, "SDTM": hit["DATASET"] + "." + hit["VARIABLE"],
+        "RULE": hit["RULE"], "SEVERITY": hit["SEVERITY"]}, columns=QUERY_COLUMNS).reset_index(drop=True)
+
+
+def _crf_fields(raw) -> pd.DataFrame:
+    """(DATASET, FORM, VARIABLE) -> the CRF field(s) of FORM the variable is mapped from, with
+    their labels ('; ' between several); a variable mapped from another form's field names it
+    as FORM.FIELD."""
+    from sdtm.field_coverage import variable_field_refs
+    from sdtm.spec import load_specs
+
+    rows = []
+    for group in load_specs(raw.study, raw.forms).values():
+        for spec in group:
+            for variable, refs in variable_field_refs(spec).items():
+                own = sorted(fld for form, fld in refs if form == spec.source)
+                other = sorted(f"{form}.{fld}" for form, fld in refs if form != spec.source)
+                names = own or other
+                if names:
+                    labels = [_field_label(raw.forms, n if "." in n else f"{spec.source}.{n}") for n in names]
+                    rows.append((spec.domain, spec.source, variable, "; ".join(names),
+                                 "; ".join(label for label in labels if label)))
+    cols = ["DATASET", "FORM", "VARIABLE", "FIELD", "FIELD_LABEL"]
+    return pd.DataFrame(rows, columns=cols).drop_duplicates(["DATASET", "FORM", "VARIABLE"])
+
+
+def _field_label(forms, ref: str) -> str:
+    form, _, oid = ref.partition(".")
+    if form not in forms.form_by_oid:
+        return ""
+    return next((f.label for f in forms.form(form).fields if f.oid == oid), "")
+
+
+def _site_codes(hit: pd.DataFrame, raw) -> pd.Series:
+    """Rows whose raw field holds a code the CRF's codelist does not have (a site's entry)."""
+    unknown = pd.DataFrame([(x.form, str(x.record), x.field) for x in raw.findings
+                            if x.kind == "unknown_code"], columns=["FORM", "RECORDID", "ONE"])
+    if unknown.empty or hit.empty:
+        return pd.Series(False, index=hit.index)
+    rows = pd.DataFrame({"FORM": hit["FORM"].to_numpy(), "RECORDID": hit["RECORDID"].astype(str).to_numpy(),
+                         "ONE": hit["FIELD"].str.split("; ").to_numpy(), "ROW": np.arange(len(hit))})
+    found = rows.explode("ONE").merge(unknown, on=["FORM", "RECORDID", "ONE"])["ROW"]
+    return pd.Series(np.isin(np.arange(len(hit)), found.to_numpy()), index=hit.index)
 
 
 def _subject(usubjid: pd.Series) -> pd.Series:
@@ -237,7 +297,10 @@ def write_conformance(validation: Validation, out_root: Path | None = None, quer
         sheets["data queries"] = _first_rows(query_table, ["SEVERITY", "RULE", "FORM"])
         notes["data queries"] = (f"The first {DETAIL_ROWS} queries of each rule on each form "
                                  f"({len(sheets['data queries']):,} of {len(queries):,}); every query is in "
-                                 "conformance_queries.csv and conformance_queries.parquet.")
+                                 "conformance_queries.csv and conformance_queries.parquet. Questions name "
+                                 "the CRF field; terminology findings (SCH-CT, SCH-CTEXT) are the sponsor's "
+                                 "(the mapping to CDISC CT) and not sent to sites, unless the site entered "
+                                 "a code the CRF's codelist lacks: they are in the issues sheet.")
     counts = validation.findings.groupby("SEVERITY").size().to_dict() if n else {}
     about = {"study": validation.study,
              "open ERROR findings": str(len(validation.open("ERROR"))),

@@ -175,3 +175,31 @@ def test_blocking_check_stops_downstream(tmp_path, monkeypatch):
         # the clean sample: the check passes and downstream runs
         result = dg.materialize(assets, partition_key=clean.name, instance=instance)
         assert result.success and ran == [True]
+
+
+def test_site_queries_name_the_crf_field_and_leave_sponsor_terminology_out(tmp_path):
+    # issue 13 item 9: the faulty RS001 copy has one code the site entered that the CRF's
+    # codelist lacks (AESDISAB 'X9') and ~1,600 unit findings from the sponsor's CT mapping
+    from clinpipe.paths import faulty_data_dir
+
+    run = run_sdtm("RS001", latest_transfer("RS001", faulty_data_dir()) / "csv", tmp_path,
+                   progress=lambda m: None)
+    result, page = validate_run(run, tmp_path)
+    ct = result.findings[result.findings["RULE"].isin(["SCH-CT", "SCH-CTEXT"])]
+    assert len(ct) > 1000
+    queries = pd.read_csv(page.parent / "conformance_queries.csv", keep_default_na=False, dtype=str)
+    assert len(queries) == 1
+    q = queries.iloc[0]
+    assert (q.FORM, q.FIELD, q.FIELD_LABEL, q.VALUE, q.SDTM) == (
+        "AE", "AESDISAB", "Persistent or significant disability", "X9", "AE.AESDISAB")
+    assert q.QUESTION.startswith("Please check Persistent or significant disability (AESDISAB) = 'X9'")
+    assert "not sent to sites" in page.read_text()
+    # a finding on a date names the CRF date field it came from, by its label
+    ae = run.datasets["AE"]
+    finding = {"RULE": "XR006", "SEVERITY": "ERROR", "DATASET": "AE", "USUBJID": ae["USUBJID"].iloc[0],
+               "SEQ": float(ae["AESEQ"].iloc[0]), "VARIABLE": "AESTDTC", "VALUE": ae["AESTDTC"].iloc[0],
+               "MESSAGE": "AESTDTC is after AEENDTC", "WAIVED": "", "WAIVER": ""}
+    listed = query_listing(Validation("RS001", pd.DataFrame([finding])), build_traces(run.build), run.raw)
+    assert listed[["FORM", "FIELD", "FIELD_LABEL", "SDTM"]].values.tolist() == [
+        ["AE", "AESTDAT", "Start date", "AE.AESTDTC"]]
+    assert listed["VISIT"].iloc[0] != "" and listed["SUBJECT"].iloc[0] in ae["USUBJID"].iloc[0]
