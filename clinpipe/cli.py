@@ -281,9 +281,15 @@ def ui(host, port):
               help="Transfer folder, or its name (date) under data/raw/<STUDY>/ (default: the newest; CSV form).")
 @OUT
 @ENCODING
-def sdtm(study, transfer, out_root, encoding):
+@click.option("--validate", "then_validate", is_flag=True,
+              help="Also validate the SDTM written and list the data queries for sites "
+                   "(reports/conformance.*, conformance_queries.*); exit 1 on open ERROR findings.")
+def sdtm(study, transfer, out_root, encoding, then_validate):
     """Map one transfer to SDTM: <out>/<STUDY>/<TRANSFER>/sdtm/*.xpt|parquet and
-    reports/sdtm_reconciliation.*"""
+    reports/sdtm_reconciliation.*
+
+    Exit 0: written; 1 (with --validate): written, with open ERROR findings (the report path is
+    printed); 2: a usage, input or configuration error (nothing written)."""
     from clinpipe.paths import transfer_formats
     from sdtm.run import run_sdtm
 
@@ -291,7 +297,18 @@ def sdtm(study, transfer, out_root, encoding):
     run = run_sdtm(study, folder, out_root, progress=click.echo, encoding=encoding)
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
-    click.echo(f"  reports: {run.folder.parent / 'reports'}")
+    reports = run.folder.parent / "reports"
+    click.echo(f"  reports: {reports / 'sdtm_reconciliation.html'}")
+    if then_validate:
+        from sdtm.validate.run import validate_run
+
+        click.echo(f"  {study}: validating {run.folder}")
+        result, page = validate_run(run, out_root)
+        n_err = len(result.open("ERROR"))
+        click.echo(f"  {study}: {n_err} open ERROR, {len(result.open('WARNING'))} WARNING finding(s); "
+                   f"report: {page}; data queries: {reports / 'conformance_queries.csv'}")
+        if n_err:
+            sys.exit(1)
 
 
 @main.command()

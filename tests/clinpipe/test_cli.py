@@ -165,3 +165,19 @@ def test_encoding_option_where_the_reader_error_says_to_use_it(command):
     res = CliRunner().invoke(main, [command, "--help"])
     text = " ".join(res.output.split())
     assert res.exit_code == 0 and "--encoding" in text and "not valid UTF-8" in text
+
+
+def test_sdtm_validate_writes_conformance_and_queries_and_exits_1_on_open_errors(tmp_path):
+    # issue 13 item 10: `sdtm --validate` is sdtm then validate, with the report paths printed
+    from clinpipe.paths import faulty_data_dir, latest_transfer
+
+    clean = CliRunner().invoke(main, ["sdtm", "--study", "GLOCART", "--validate", "--out", str(tmp_path / "a")])
+    assert clean.exit_code == 0, clean.output
+    assert "0 open ERROR" in clean.output and "conformance.html" in clean.output
+    reports = study_out("GLOCART", "reports", tmp_path / "a")
+    assert (reports / "conformance.html").is_file() and (reports / "conformance_queries.csv").is_file()
+    faulty = CliRunner().invoke(main, ["sdtm", "--study", "RS001", "--validate", "--transfer",
+                                       str(latest_transfer("RS001", faulty_data_dir())),
+                                       "--out", str(tmp_path / "b")])
+    assert faulty.exit_code == 1, faulty.output
+    assert "1 open ERROR" in faulty.output and "conformance_queries.csv" in faulty.output
