@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +141,37 @@ def has_long_text(texts: dict[str, TextColumn], limit: int = MAX_VALUE) -> bool:
     column's distinct values, where `split_long_text` reads every cell."""
     return any(len(t.values) and pc.max(pc.utf8_length(t.values)).as_py() > limit
                for t in texts.values())
+
+
+# letters NFKD does not take apart, as they are usually written in ASCII (µg -> ug)
+_ASCII = str.maketrans({"µ": "u", "μ": "u", "ß": "ss", "Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae",
+                        "Œ": "OE", "œ": "oe", "Ł": "L", "ł": "l", "Đ": "D", "đ": "d"})
+
+
+def transliterate(text: str) -> str:
+    """ASCII for XPT: the letters of `_ASCII` as written there; letters with accents lose them
+    (NFKD, combining marks dropped: 'è' -> 'e', 'ﬁ' -> 'fi'); any other non-ASCII character
+    becomes '?'."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_ASCII))
+    kept = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return kept.encode("ascii", "replace").decode("ascii")
+
+
+def ascii_texts(texts: dict[str, TextColumn]) -> tuple[dict[str, TextColumn], dict[str, np.ndarray]]:
+    """The XPT's text (FDA: ASCII) of conformed columns: non-ASCII distinct values through
+    `transliterate`, looked at once per distinct value. Returns the texts for the XPT and, per
+    changed column, the codes (indices into its distinct values) that changed."""
+    out, changed = dict(texts), {}
+    for name, text in texts.items():
+        bad = np.flatnonzero(~pc.string_is_ascii(text.values).to_numpy(zero_copy_only=False))
+        if not bad.size:
+            continue
+        values = text.values.to_pylist()
+        for i in bad:
+            values[i] = transliterate(values[i])
+        out[name] = TextColumn(pa.array(values, type=pa.string()), text.codes)
+        changed[name] = bad
+    return out, changed
 
 
 def _default_idvar(meta: DomainMeta) -> str:

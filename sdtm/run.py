@@ -29,7 +29,7 @@ from edc.read import RawTransfer, read_transfer
 from edc.transfer import generator_version
 from sdtm import metadata
 from sdtm.build import SdtmBuild, build_sdtm
-from sdtm.conform import conform_text, has_long_text, split_long_text
+from sdtm.conform import ascii_texts, conform_text, has_long_text, split_long_text
 from sdtm.trial_design import build_trial_design
 from sdtm.write import write_conformed
 
@@ -138,7 +138,13 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
                 _split(datasets, name)
                 data, texts = conform_text(datasets.pop(name), name, arrow=True)
             del df
-            written[name] = write_conformed(data, texts, name, folder, timestamp=stamp)
+            # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
+            xpt_texts, changed = ascii_texts(texts)
+            if changed:
+                build.issues = pd.concat([build.issues, _transliterated(build, name, data, texts,
+                                                                         xpt_texts, changed)],
+                                         ignore_index=True)
+            written[name] = write_conformed(data, xpt_texts, name, folder, timestamp=stamp)
             del written[name]["data"], data, texts
             _release(build, name)
             release_memory()
@@ -153,6 +159,40 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     _write_reports(study, raw, build, written, out_root, transfer)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
+
+
+def _transliterated(build: SdtmBuild, name: str, data: pd.DataFrame, texts: dict, xpt_texts: dict,
+                    changed: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A mapping issue per record whose text the XPT holds transliterated, with its raw form
+    record where the lineage trace has it (a SUPP-- record: its parent's)."""
+    parent = name.removeprefix("SUPP")
+    res = build.results.get(parent)
+    trace = res.trace if res is not None else pd.DataFrame(columns=["USUBJID", "SEQ", "FORM", "RECORDID"])
+    if name.startswith("SUPP"):
+        seq = pd.to_numeric(data["IDVARVAL"], errors="coerce").to_numpy(dtype=float)
+    elif f"{name}SEQ" in data.columns:
+        seq = data[f"{name}SEQ"].to_numpy(dtype=float)
+    else:
+        seq = np.full(len(data), np.nan)
+    parts = []
+    for var, codes in changed.items():
+        rows = np.flatnonzero(np.isin(texts[var].codes, codes))
+        usubjid = data["USUBJID"].to_numpy(dtype=object)[rows] if "USUBJID" in data.columns else np.full(len(rows), "")
+        keys = pd.MultiIndex.from_arrays([usubjid, seq[rows]])
+        # a record may come from several raw records (a joined form): all of them, '; '-joined
+        near = trace[trace["USUBJID"].isin(set(usubjid))]
+        where = near.groupby(["USUBJID", "SEQ"])[["FORM", "RECORDID"]].agg(
+            lambda x: "; ".join(map(str, x)))
+        found = where.reindex(keys)
+        was = texts[var].values.take(pa.array(texts[var].codes[rows])).to_pylist()
+        now = xpt_texts[var].values.take(pa.array(texts[var].codes[rows])).to_pylist()
+        parts.append(pd.DataFrame({
+            "DOMAIN": name, "VARIABLE": var, "FORM": found["FORM"].fillna("").to_numpy(),
+            "RECORDID": found["RECORDID"].fillna("").to_numpy(),
+            "SUBJECT": [str(u).partition("-")[2] for u in usubjid], "VALUE": was,
+            "MESSAGE": [f"not ASCII: the XPT holds {n!r} (transliterated; the parquet keeps the "
+                        "text as collected)" for n in now]}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _write_order(datasets: dict[str, pd.DataFrame], name: str) -> tuple[int, int]:

@@ -95,3 +95,27 @@ def test_text_over_200_characters_is_split_by_the_writer_as_before(tmp_path):
         ref = write_dataset(df, name, tmp_path / "ref", timestamp=stamp)
         for kind in ("xpt", "parquet"):
             assert ref[kind].read_bytes() == run.written[name][kind].read_bytes(), (name, kind)
+
+
+def test_non_ascii_text_is_transliterated_in_the_xpt_and_kept_in_the_parquet(tmp_path):
+    # issue 13 item 1: one non-ASCII value no longer stops the build; the XPT (FDA: ASCII)
+    # holds it transliterated, the parquet as collected, and the mapping issues name the record
+    from sdtm.conform import transliterate
+
+    assert [transliterate(t) for t in ["Fièvre à 39°C", "10 µg/L", "ﬁne", "Øst", "plain"]] == [
+        "Fievre a 39?C", "10 ug/L", "fine", "Ost", "plain"]
+    raw = read_transfer(latest_transfer("RS001") / "csv", study="RS001")
+    enr = raw.frames["ENR"].copy()
+    enr.loc[enr.index[0], "HISTOL_DEC"] = "Lymphome diffus à grandes cellules B"
+    raw.frames["ENR"] = enr
+    run = write_sdtm(raw, tmp_path, progress=lambda m: None)
+    xpt, _ = read_xpt(run.written["MH"]["xpt"])
+    parquet = pd.read_parquet(run.written["MH"]["parquet"])
+    assert "Lymphome diffus a grandes cellules B" in set(xpt["MHTERM"])
+    assert "Lymphome diffus à grandes cellules B" in set(parquet["MHTERM"])
+    assert all(v.isascii() for col in xpt.columns if xpt[col].dtype == object for v in xpt[col])
+    issues = run.build.issues[run.build.issues["MESSAGE"].str.startswith("not ASCII")]
+    assert issues[["DOMAIN", "VARIABLE", "VALUE"]].values.tolist() == [
+        ["MH", "MHTERM", "Lymphome diffus à grandes cellules B"]]
+    # the MH record's own raw record (mh_dx.yaml: a DX record, its MHTERM read from ENR)
+    assert issues["FORM"].iloc[0] in ("DX", "ENR") and issues["RECORDID"].iloc[0] != ""
