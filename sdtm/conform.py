@@ -297,13 +297,12 @@ def _as_char(values: pd.Series, arrow: bool = False) -> tuple[np.ndarray, TextCo
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     texts = [_char_text(u) for u in uniques]
     try:
-        distinct = pa.array(texts, type=pa.string())
+        text = TextColumn(pa.array(texts, type=pa.string()), _small_codes(codes, len(texts)))
     except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return np.array(texts + [""], dtype=object)[codes], None  # code -1 picks the ''
-    text = TextColumn(distinct, _small_codes(codes, len(texts)))
-    if arrow:
+        text = None
+    if arrow and text is not None:
         return _arrow_column(text), text
-    return np.array(texts + [""], dtype=object)[codes], text
+    return np.array(texts + [""], dtype=object)[codes], text  # code -1 (missing) picks the ''
 
 
 def _arrow_column(text: TextColumn) -> pd.arrays.ArrowStringArray:

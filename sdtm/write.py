@@ -58,7 +58,9 @@ def write_dataset(df: pd.DataFrame, dataset: str, outdir: str | Path, *,
 
 def write_conformed(data: pd.DataFrame, texts: dict[str, TextColumn], dataset: str,
                     outdir: str | Path, *, timestamp: dt.datetime | None = None) -> dict:
-    """`write_dataset` of what `conform_text(..., arrow=True)` made of the dataset."""
+    """`write_dataset` of what `conform_text(..., arrow=True)` made of the dataset: the
+    parquet from `data`, the XPT's text from `texts` (the SDTM writer hands in the ASCII
+    texts of `sdtm.conform.ascii_texts`)."""
     meta = domain(dataset)
     labels = {c: meta.var(c).label for c in data.columns}
     outdir = Path(outdir)
