@@ -15,6 +15,7 @@ Two kinds of problems:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from edc.transfer import (
 
 FINDING_KINDS = ("unknown_code", "impossible_date", "missing_required", "out_of_range",
                  "duplicate_record", "inactivated_record", "orphan_subject", "non_ascii",
-                 "long_text")
+                 "long_text", "inconsistent_date")
 FORMATS = ("csv", "odm", "sas")
 _SUFFIX_FORMAT = {".csv": "csv", ".xml": "odm", ".xpt": "sas", ".sas7bdat": "sas"}
 _TEXT_LIMIT = 200  # SDTM XPT v5 holds at most 200 bytes per value
@@ -416,7 +417,7 @@ class _FormCheck:
             if fld.codelist:
                 self._codes(fld.codelist, values, filled, entered)
             if fld.type == "date":
-                self._dates(values, filled, entered)
+                self._dates(values, filled, entered, fld.oid)
             if fld.type in ("integer", "float"):
                 self._numbers(fld, values, filled)
             if fld.type == "text" and not fld.codelist:
@@ -432,19 +433,36 @@ class _FormCheck:
         self.add(self.active & values.rows(filled & ~known), "unknown_code", column,
                  lambda v: f"code {v!r} is not in codelist {name} ({shown})")
 
-    def _dates(self, values: _Column, filled: np.ndarray, column: str) -> None:
-        bad = np.array([f and raw_to_iso(u) == "" for u, f in zip(values.distinct, filled)], dtype=bool)
+    def _dates(self, values: _Column, filled: np.ndarray, column: str, iso_column: str) -> None:
+        iso = np.array([raw_to_iso(u) if f else "" for u, f in zip(values.distinct, filled)], dtype=object)
+        bad = filled & (iso == "")
         if bad.any():
             self.add(self.active & values.rows(bad), "impossible_date", column,
                      lambda v: f"{v!r} is not a valid date (DD MON YYYY, UN/UNK for unknown parts)")
+        # The typed text is what the site entered; the export's ISO column is the EDC's reading
+        # of it. Where they disagree the typed text wins, and the disagreement is a finding.
+        exported = self.df[iso_column].to_numpy(dtype=object)
+        typed = values.rows(iso)
+        differ = self.active & (typed != "") & (typed != exported)
+        if differ.any():
+            rows = np.flatnonzero(differ)
+            raw = self.df[column].to_numpy()
+            for i in rows:
+                self.out.append(ReaderFinding(
+                    self.file, self.form.oid, self.ids[i], self.subjects[i], column, raw[i],
+                    "inconsistent_date",
+                    f"typed date {raw[i]!r} is {typed[i]} but the export's {iso_column} says "
+                    f"{exported[i] or 'nothing'!r}; {typed[i]} (the typed text) is used"))
+            col = self.df.columns.get_loc(iso_column)
+            self.df.iloc[rows, col] = typed[rows]
 
     def _numbers(self, fld, values: _Column, filled: np.ndarray) -> None:
         """One finding per value: not a number, else not whole (integer fields), else outside
         the edit-check range."""
-        numbers = pd.to_numeric(values.distinct.where(filled), errors="coerce").to_numpy(dtype=float)
+        numbers = parse_numbers(values.distinct.where(filled, ""))
         finite = np.isfinite(numbers)
         check = self.active & values.rows(filled)
-        self.add(check & values.rows(~finite), "out_of_range", fld.oid, lambda v: f"{v!r} is not a number")
+        self.add(check & values.rows(~finite), "out_of_range", fld.oid, _not_a_number)
         if fld.type == "integer":
             with np.errstate(invalid="ignore"):
                 fraction = finite & (numbers % 1 != 0)
@@ -494,6 +512,31 @@ class _FormCheck:
                                           "", "", "duplicate_record",
                                           f"same data as active record {original} (same subject, "
                                           f"folder and form)"))
+
+
+_COMMA_DECIMAL = re.compile(r"[-+]?[0-9]+,[0-9]+")
+# A number as an export writes it: ASCII digits, an optional sign, point and exponent. Not
+# 'inf', 'nan', '1_000' or '١٢', which Python's float() would take.
+_DECIMAL = r"\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*"
+
+
+def parse_numbers(texts: pd.Series) -> np.ndarray:
+    """float64 per text: its number, NaN for empty text and anything that is not a decimal
+    number (then the edit check says 'not a number')."""
+    texts = texts.fillna("").astype(str)
+    ok = texts.str.fullmatch(_DECIMAL, flags=re.ASCII).fillna(False).astype(bool).to_numpy()
+    out = np.full(len(texts), np.nan)
+    if ok.any():
+        with np.errstate(over="ignore"):
+            out[ok] = texts[ok].astype(float).to_numpy()
+    return out
+
+
+def _not_a_number(value: str) -> str:
+    if _COMMA_DECIMAL.fullmatch(value.strip()):
+        return (f"{value!r} is not a number: a decimal comma (or a thousands separator)? the "
+                f"export must use a point for decimals and no separators")
+    return f"{value!r} is not a number"
 
 
 def _orphans(frames: dict[str, pd.DataFrame], forms: FormsConfig,

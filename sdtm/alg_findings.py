@@ -34,13 +34,15 @@ from sdtm.algorithms import Algorithm, evaluate
 from sdtm.distinct import Encoded, align, combine, distinct_args, encode, expand, per_distinct
 
 # A result that is a number, possibly with a comparison operator: "12.5", "<5", ">= 1000".
-_NUMBER = re.compile(r"^\s*(<=|>=|<|>)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-# The same pattern for pyarrow (RE2) on ASCII text: Python's \s is these ASCII characters and
-# its \d the ASCII digits there; text with other characters goes through _NUMBER.
+# Digits are ASCII digits ('١٢' is text, not 12); spaces are any Unicode space.
+_NUMBER = re.compile(r"^\s*(<=|>=|<|>)?\s*([-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$")
+# The same pattern for pyarrow (RE2) on ASCII text: Python's \s is these ASCII characters
+# there; text with other characters goes through _NUMBER.
 _WS = r"[\t\n\v\f\r\x1c-\x1f ]*"
 _NUMBER_RE2 = (rf"^{_WS}(?P<op><=|>=|<|>)?{_WS}"
                rf"(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?){_WS}$")
 _PARTS = ("STRESC", "STRESN", "STRESU")
+_COMMA_NUMBER = r"(?:<=|>=|<|>)?\s*[-+]?[0-9]+,[0-9]+"
 _OPS = ("", "<", "<=", ">", ">=")
 
 
@@ -73,7 +75,9 @@ def _parse_texts(text: pd.Series) -> pd.DataFrame:
     op = pd.Series(op, index=text.index)
     op[op.isna()] = ""        # no operator, or no number at all
     return pd.DataFrame({"op": op.astype(object),
-                         "num": pd.to_numeric(pd.Series(num, index=text.index), errors="coerce")},
+                         # float() per text: correctly rounded, where to_numeric's fast
+                         # parser is off in the last digit of long mantissas
+                         "num": pd.Series(num, index=text.index).astype("float64")},
                         index=text.index)
 
 
@@ -241,6 +245,10 @@ def _standardize_rows(result: pd.Series, unit: pd.Series, test: pd.Series | None
         problem[no_factor] = ("unit '" + unit[no_factor] + "' has no factor to the standard unit '"
                               + std_unit[no_factor].astype(str) + f"' in {name}")
         std_unit = std_unit.fillna("")
+    # "1,5": a number to the site, text to SDTM; kept as collected, and queried
+    comma = ~numeric & result.str.fullmatch(_COMMA_NUMBER).fillna(False).astype(bool)
+    problem[comma] = ("result looks like a number with a decimal comma (or a thousands "
+                      "separator): kept as text, --STRESN empty; query the site")
     converted = parsed["num"] * factor
     ok = numeric & factor.notna()
     as_text = number_text(converted)

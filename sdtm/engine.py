@@ -189,6 +189,7 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     for name, var in spec.variables.items():
         out[name] = ALGORITHMS[var.algorithm].run(ctx, var)
     dom = metadata.domain(spec.domain)
+    out, rejected = _reject_missing_required(spec, dom, ctx, out, rejected)
     seq_var = f"{spec.domain}SEQ"
     if dom.has(seq_var):
         out = _derive_seq(out, spec, seq_var)
@@ -207,6 +208,52 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
          for v, i, value, msg in ctx.issues], columns=ISSUE_COLUMNS)
     out.index = pd.RangeIndex(len(out))     # out is this call's own frame: no copy needed
     return DomainResult(spec.domain, out, supp, trace.reset_index(drop=True), issues), rejected
+
+
+# Built by the engine for every record, never from a collected value.
+_STRUCTURAL = ("STUDYID", "DOMAIN", "USUBJID")
+
+
+def _reject_missing_required(spec: DomainSpec, dom, ctx: Context, out: pd.DataFrame,
+                             rejected: pd.DataFrame):
+    """A record whose Required variable came out empty (the CRF field it is mapped from left
+    blank) cannot be submitted: it is rejected with the variable and the raw field named, and
+    the build goes on. DM is exempt: one record per subject, which every other
+    domain needs; an empty DM value stays in DM for validation to report."""
+    if spec.domain == "DM" or not len(out):
+        return out, rejected
+    names = [n for n in dom.required()
+             if n not in _STRUCTURAL and n in spec.variables and n in out.columns]
+    first = np.full(len(out), -1)      # per record: the first Required variable left empty
+    for k, name in enumerate(names):
+        col = out[name]
+        empty = col.isna().to_numpy()
+        if col.dtype == object:
+            empty |= (col == "").to_numpy()
+        first[empty & (first < 0)] = k
+    drop = first >= 0
+    if not drop.any():
+        return out, rejected
+    src = ctx.src
+    at = src.index.get_indexer(out.index)
+    ids = src["RECORDID"].to_numpy()[at]
+    kept = set(ids[~drop])
+    rows = []
+    for i in np.flatnonzero(drop):
+        name = names[first[i]]
+        var = spec.variables[name]
+        field_ = ",".join(f.rpartition(".")[2] for f in ALGORITHMS[var.algorithm].fields(var)) or name
+        value = src[field_].iat[at[i]] if field_ in src.columns else ""
+        reason = (f"required {name} ({dom.var(name).label}) is empty: the record cannot be "
+                  f"submitted without it; query the site for {spec.source}.{field_}")
+        if ids[i] in kept:     # the raw record's other SDTM records stay: an issue, not a rejection
+            ctx.issues.append((name, out.index[i], value, reason + "; this SDTM record was left out"))
+        else:
+            rows.append((spec.source, ids[i], src["SUBJECT"].iat[at[i]], field_, value, reason))
+    new = pd.DataFrame(rows, columns=REJECTION_COLUMNS).drop_duplicates("RECORDID")
+    # src keeps every row: the trace and the issues look records up in it by label
+    ctx.out = out = out[~drop]
+    return out, pd.concat([rejected, new], ignore_index=True)
 
 
 def _usubjid(studyid: str, subjects: pd.Series) -> pd.Series:

@@ -276,6 +276,22 @@ def _write_manifest(folder: Path, raw: RawTransfer, build: SdtmBuild, written: d
     (folder / "manifest.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
 
 
+_NOTES = {
+    "rejections": "raw records not in SDTM, each with the reason (UNACCOUNTED counts the rest)",
+    "mapping issues": "values that reached SDTM changed or empty, named by raw form and record",
+    "raw findings": "what the reader's edit checks found in the transfer, before mapping: the "
+                    "site queries (missing, out of range, unknown code, impossible or "
+                    "inconsistent date, non-ASCII, too long, duplicate, inactivated, orphan)",
+}
+
+
+def raw_findings(raw: RawTransfer) -> pd.DataFrame:
+    """The reader's findings in the report's terms (CDISC-style upper-case column names)."""
+    frame = raw.findings_frame()
+    frame.columns = ["FILE", "FORM", "RECORDID", "SUBJECT", "FIELD", "VALUE", "KIND", "MESSAGE"]
+    return frame
+
+
 def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict, out_root,
                    transfer: str) -> None:
     summary = pd.DataFrame([(n, metadata.domain(n).label, w["rows"]) for n, w in written.items()],
@@ -289,4 +305,5 @@ def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict
         write_report(folder, "sdtm_reconciliation", f"{study}: raw to SDTM reconciliation",
                      {"reconciliation": build.reconciliation, "field coverage": build.field_coverage,
                       "rejections": build.rejections,
-                      "mapping issues": build.issues, "datasets": summary}, meta)
+                      "mapping issues": build.issues, "raw findings": raw_findings(raw),
+                      "datasets": summary}, meta, notes=_NOTES)

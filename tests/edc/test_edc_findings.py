@@ -17,7 +17,9 @@ def found(transfers, forms):
 
 def test_every_kind_is_a_known_kind_and_each_occurs(found):
     raw, by_kind = found
-    assert set(by_kind) == set(FINDING_KINDS)
+    # the exporter writes a date's typed text and ISO column from one date, so the two never
+    # disagree in the planted study: test_typed_date_contradicted_by_the_iso_column plants it
+    assert set(by_kind) == set(FINDING_KINDS) - {"inconsistent_date"}
     assert all(f.file.endswith(".csv") and f.record and f.message for f in raw.findings)
 
 
@@ -92,3 +94,32 @@ def test_findings_frame_and_summary(found):
     counts = table.groupby("form").size()
     summary = raw.summary().set_index("form")
     assert summary.loc["AE", "findings"] == counts["AE"]
+
+
+def test_typed_date_contradicted_by_the_iso_column(copy_transfer, forms):
+    """The typed text is what the site entered; the export's ISO column is the EDC's reading of
+    it. Where they disagree the finding names both and the typed text's date is used."""
+    import pandas as pd
+
+    folder = copy_transfer("csv")
+    lb = pd.read_csv(folder / "lb.csv", dtype=str, keep_default_na=False)
+    lb.loc[0, "LBDAT"] = "2031-12-31"
+    lb.to_csv(folder / "lb.csv", index=False)
+    raw = read_transfer(folder, forms=forms)
+    (f,) = [f for f in raw.findings if f.kind == "inconsistent_date"]
+    assert (f.file, f.form, f.record, f.field, f.value) == ("lb.csv", "LB", lb.at[0, "RECORDID"],
+                                                            "LBDAT_RAW", lb.at[0, "LBDAT_RAW"])
+    assert "2031-12-31" in f.message and "2025-02-01" in f.message
+    assert raw.frames["LB"].loc[raw.frames["LB"].RECORDID == f.record, "LBDAT"].tolist() == ["2025-02-01"]
+
+
+def test_a_decimal_comma_in_a_number_field_is_named_as_such(copy_transfer, forms):
+    import pandas as pd
+
+    folder = copy_transfer("csv")
+    vs = pd.read_csv(folder / "vs.csv", dtype=str, keep_default_na=False)
+    vs.loc[0, "TEMP"] = "37,5"
+    vs.to_csv(folder / "vs.csv", index=False)
+    raw = read_transfer(folder, forms=forms)
+    (f,) = [f for f in raw.findings if f.value == "37,5"]
+    assert f.kind == "out_of_range" and f.field == "TEMP" and "decimal comma" in f.message

@@ -55,7 +55,8 @@ def test_ae_records_seq_supp_and_rejections():
 def test_duplicate_record_is_rejected_naming_the_original():
     study, forms = load_study("RS001"), load_forms("RS001")
     sys = {"STUDYID": "RS001", "SITEID": "101", "SUBJECT": "101-001", "FOLDER": "LOGS", "FOLDERSEQ": "1",
-           "RECORDACTIVE": "1", "FORM": "AE", "AETERM": "Fever", "AESTDAT": "2025-03-09"}
+           "RECORDACTIVE": "1", "FORM": "AE", "AETERM": "Fever", "AEPT": "Pyrexia",
+           "AESTDAT": "2025-03-09"}
     ae = _frame(forms.form("AE"), [{**sys, "RECORDID": "10", "RECORDPOSITION": "1"},
                                    {**sys, "RECORDID": "11", "RECORDPOSITION": "2"}])
     enr = _frame(forms.form("ENR"), [{"STUDYID": "RS001", "SUBJECT": "101-001", "RECORDID": "1",

@@ -40,6 +40,11 @@ def test_unusable_records_are_rejected_with_the_reason(built, study):
         if fault.kind in REJECTED:
             assert len(hit) == 1, fault
             assert REJECTED[fault.kind] in hit.iloc[0].REASON, (fault, hit.iloc[0].REASON)
+        elif fault.kind == "missing_required" and len(hit):
+            # the blank field fed a Required SDTM variable: rejected, naming variable and field
+            assert len(hit) == 1, fault
+            assert hit.iloc[0].REASON.startswith("required "), hit.iloc[0].REASON
+            assert f"{fault.form}.{fault.field}" in hit.iloc[0].REASON, (fault, hit.iloc[0].REASON)
         else:
             assert hit.empty, f"{fault.kind} should still be mapped: {hit}"
 
