@@ -233,8 +233,18 @@ class Iso8601(Algorithm):
                               for idx, value in zip(index[rows], typed[rows]))
         if time_f is None:
             return per_distinct(lambda d: dates.combine(d.astype(object), None), date)
+        time = ctx.encoded(time_f)
+        typed_times = time.distinct().fillna("").astype(str)
+        bad = ((typed_times != "") & ~dates.valid_time(typed_times)).to_numpy()
+        if bad.any():
+            rows = np.flatnonzero(bad[time.codes])
+            typed = time.values()
+            message = ("collected time is not a valid time (hh:mm, 24-hour clock); the date is "
+                       "kept without it")
+            ctx.issues.extend((var.name, idx, value, message)
+                              for idx, value in zip(time.index[rows], typed[rows]))
         return per_distinct(lambda d, t: dates.combine(d.astype(object), t.astype(object)),
-                            date, ctx.encoded(time_f))
+                            date, time)
 
 
 class Condition(Algorithm):

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from clinpipe.errors import ConfigError
 from sdtm import metadata
+from sdtm.dates import day_numbers
 from sdtm.validate.findings import findings_frame, make_findings
 
 MAX_CHAR = 200  # SAS V5 transport: a Char variable holds at most 200 bytes
@@ -75,8 +76,8 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {"AGE": (0, None)}
 # ---- ISO 8601 as SDTMIG 3.4 section 4.4 uses it ------------------------------------------
 # Right-truncated dates/datetimes (YYYY, YYYY-MM, YYYY-MM-DD, then Thh, Thh:mm, Thh:mm:ss[.f]);
 # SDTMIG lists "2003-12-15T13" (hour only) among its examples, so it is accepted too. A time only
-# follows a complete date. The patterns have no lookaround: pyarrow's RE2 has none, and they are
-# also run by Python's re on the rare non-ASCII values (where Python's \d is any decimal digit).
+# follows a complete date. The patterns have no lookaround: pyarrow's RE2 has none. They run on
+# ASCII text only (RE2's \d is an ASCII digit); a value with other characters is not ISO 8601.
 _TIME = r"T(?:[01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?"
 _DATETIME = rf"\d{{4}}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01])(?:{_TIME})?)?)?"
 # A duration: P, then at least one of Y M W D (in order), then T with at least one of H M S.
@@ -91,7 +92,7 @@ _ISO_PATTERNS = {  # metadata value domain -> full-match pattern
 }
 # The regex allows day 31 in any month; the calendar decides the complete dates (30 Feb, 29 Feb 2023)
 # at the start of the value and after the interval's "/".
-_DAY = r"\d{4}-\d\d-\d\d"
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
 
 # ---- one column's values, computed once for all its checks --------------------------------
@@ -347,23 +348,12 @@ def _iso_ok(values: pyarrow.Array, pattern: str) -> np.ndarray:
         days = pc.unique(pc.drop_null(pyarrow.concat_arrays([first, second])))
         wrong = days.filter(pyarrow.array(_not_a_day(days.to_numpy(zero_copy_only=False))))
         ok[at] = ~(_mask(pc.is_in(first, value_set=wrong)) | _mask(pc.is_in(second, value_set=wrong)))
-    other = np.flatnonzero(~ascii_)
-    if len(other):  # non-ASCII digits are digits to Python's \d: judged the way Python reads them
-        ok[other] = _iso_ok_python(pd.Series(values.take(pyarrow.array(other)).to_pylist(), dtype=object),
-                                   pattern)
+    # text with non-ASCII characters (digits such as '٢٠٢٥' included) is not ISO 8601
     return ok
 
 
 def _not_a_day(days: np.ndarray) -> np.ndarray:
-    return pd.to_datetime(pd.Series(days, dtype=object), format="%Y-%m-%d", errors="coerce").isna().to_numpy()
-
-
-def _iso_ok_python(text: pd.Series, pattern: str) -> np.ndarray:
-    shape = text.str.fullmatch(pattern).fillna(False).astype(bool)
-    days = text.str.extractall(rf"(?:^|/)({_DAY})")[0]
-    bad_day = pd.Series(_not_a_day(days.to_numpy()), index=days.index)
-    bad_rows = bad_day[bad_day].index.get_level_values(0).unique()
-    return (shape & ~text.index.isin(bad_rows)).to_numpy()
+    return np.isnan(day_numbers(days))
 
 
 def _seq_check(var: metadata.VarMeta) -> pa.Check:
