@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from clinpipe.errors import ClinpipeError
+from clinpipe.runlog import logged
 
 
 class _Group(click.Group):
@@ -200,6 +201,7 @@ def _demo_faulty(study: str, transfer: Path, root: Path) -> None:
 @click.option("--package/--no-package", default=True, show_default=True,
               help="Also build the eCTD submission package (Define-XML 2.1).")
 @ENCODING
+@logged
 def run(study, transfer, out_root, package, encoding):
     """The whole chain for one transfer, in process: raw -> SDTM -> ADaM -> TLF -> submission
     package -> change report, into <out>/<STUDY>/<TRANSFER>/.
@@ -222,6 +224,7 @@ def run(study, transfer, out_root, package, encoding):
 @click.option("--transfer", default=None, help="Transfer (build folder name; default: the newest built).")
 @OUT
 @click.option("--verify", "verify_only", is_flag=True, help="Only check an existing package against its manifest.")
+@logged
 def package(study, transfer, out_root, verify_only):
     """Build (or verify) the eCTD module 5 submission package of one build:
     <out>/<STUDY>/<TRANSFER>/submission/ with SDTM and ADaM XPT, Define-XML 2.1, TLF and ARD,
@@ -245,6 +248,7 @@ def package(study, transfer, out_root, verify_only):
 @click.option("--old", default=None, help="Earlier transfer (default: the one built before --new).")
 @click.option("--new", default=None, help="Later transfer (default: the newest built).")
 @OUT
+@logged
 def changes(study, old, new, out_root):
     """What changed between two transfers' builds: records added, removed and changed per SDTM
     and ADaM dataset (by key), and every TLF number that moved; written as html and xlsx to the
@@ -284,6 +288,7 @@ def ui(host, port):
 @click.option("--validate", "then_validate", is_flag=True,
               help="Also validate the SDTM written and list the data queries for sites "
                    "(reports/conformance.*, conformance_queries.*); exit 1 on open ERROR findings.")
+@logged
 def sdtm(study, transfer, out_root, encoding, then_validate):
     """Map one transfer to SDTM: <out>/<STUDY>/<TRANSFER>/sdtm/*.xpt|parquet and
     reports/sdtm_reconciliation.*
@@ -298,6 +303,7 @@ def sdtm(study, transfer, out_root, encoding, then_validate):
     for name, info in run.written.items():
         click.echo(f"  {name:8} {info['rows']:>7,} records  {info['xpt'].name}")
     reports = run.folder.parent / "reports"
+    _warn_counts(run, reports / "sdtm_reconciliation.xlsx")
     click.echo(f"  reports: {reports / 'sdtm_reconciliation.html'}")
     if then_validate:
         from sdtm.validate.run import validate_run
@@ -311,6 +317,16 @@ def sdtm(study, transfer, out_root, encoding, then_validate):
             sys.exit(1)
 
 
+def _warn_counts(run, report: Path) -> None:
+    """What a data manager must look at, as WARNING lines (console and run log)."""
+    counts = [(len(run.raw.findings), "raw finding(s) from the edit checks", "raw findings"),
+              (len(run.build.rejections), "raw record(s) rejected", "rejections"),
+              (len(run.build.issues), "mapping issue(s)", "mapping issues")]
+    for n, what, sheet in counts:
+        if n:
+            click.echo(f"WARNING: {n:,} {what}: {report.name}, sheet '{sheet}'")
+
+
 @main.command()
 @STUDY
 @click.option("--sdtm", "sdtm_dir", type=click.Path(path_type=Path), default=None,
@@ -319,6 +335,7 @@ def sdtm(study, transfer, out_root, encoding, then_validate):
 @OUT
 @click.option("--cutoff", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Data cut-off YYYY-MM-DD (default: TS DCUTDTC of the SDTM, else study.yaml).")
+@logged
 def adam(study, sdtm_dir, out_root, cutoff):
     """Build ADaM from an SDTM folder: <out>/<STUDY>/<TRANSFER>/adam/*.xpt|parquet and
     manifest.json (TRANSFER: the SDTM's transfer, else the data cut-off)."""
@@ -337,6 +354,7 @@ def adam(study, sdtm_dir, out_root, cutoff):
               help="Folder of ADaM parquet + manifest.json (default: the newest build's adam/).")
 @OUT
 @click.option("--output", "only", multiple=True, help="Only this output id (repeatable).")
+@logged
 def tlf(study, adam_dir, out_root, only):
     """Build the TLF outputs of mappings/<STUDY>/tlf/: RTF, PNG, ARD (XPT + parquet), lineage
     and index in <out>/<STUDY>/<TRANSFER>/tlf/."""
@@ -367,6 +385,7 @@ def trace(study, outid, ardrow, transfer, out_root, raw):
 @click.option("--sdtm", "sdtm_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of SDTM .xpt/.parquet to validate (default: the newest build's sdtm/); any SDTM works.")
 @OUT
+@logged
 def validate(study, sdtm_dir, out_root):
     """Validate SDTM against SDTMIG 3.4 / CT metadata and cross-dataset rules; exit 1 on ERROR.
     The report goes to reports/conformance.* of the build the folder belongs to."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from outputs import GOLDEN, build, findings_digest, folder_hashes, transfers  # noqa: E402
+from outputs import GOLDEN, build, findings_digest, folder_hashes, transfers
 
 REFERENCE = json.loads(GOLDEN.read_text(encoding="utf-8"))
 
