@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from clinpipe.config import load_study
 from clinpipe.memory import release_memory
-from clinpipe.outputs import staged_layer
+from clinpipe.outputs import staged_layers
 from clinpipe.paths import transfer_id
 from clinpipe.reports import write_report
 from edc.read import RawTransfer, read_transfer
@@ -124,7 +124,11 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
     written = {}
     transfer = transfer_id(raw.transfer_date or stamp.date())
-    with staged_layer(study, "sdtm", out_root, transfer=transfer) as folder:
+    # SDTM and its reconciliation report are committed together: never one run's SDTM beside
+    # another run's report
+    with staged_layers(study, {"sdtm": None, "reports": ("sdtm_",)}, out_root,
+                       transfer=transfer) as staging:
+        folder = staging["sdtm"]
         # Largest first, each frame let go once written (its build copy too): the peak is the
         # build plus one conformed dataset, not every dataset twice. A domain goes before its
         # SUPP--, which takes the domain's text over 200 characters (split_long_text): the
@@ -153,10 +157,10 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
         write_trace(build, folder)
         release_memory()
         _write_manifest(folder, raw, build, written)
+        _write_reports(study, raw, build, written, staging["reports"])
     final = folder.parent / "sdtm"
     for info in written.values():  # the staging folder became `final`
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
-    _write_reports(study, raw, build, written, out_root, transfer)
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
 
@@ -292,8 +296,8 @@ def raw_findings(raw: RawTransfer) -> pd.DataFrame:
     return frame
 
 
-def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict, out_root,
-                   transfer: str) -> None:
+def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict,
+                   folder: Path) -> None:
     summary = pd.DataFrame([(n, metadata.domain(n).label, w["rows"]) for n, w in written.items()],
                            columns=["DATASET", "LABEL", "RECORDS"])
     meta = {"study": study, "transfer date": str(raw.transfer_date), "raw format": raw.format,
@@ -301,9 +305,8 @@ def _write_reports(study: str, raw: RawTransfer, build: SdtmBuild, written: dict
             "rule": "every raw record is mapped or rejected with a reason; UNACCOUNTED must be 0; "
                     "every collected field is mapped or listed as not submitted with a reason "
                     "(field coverage); UNMAPPED must be none"}
-    with staged_layer(study, "reports", out_root, replace=("sdtm_",), transfer=transfer) as folder:
-        write_report(folder, "sdtm_reconciliation", f"{study}: raw to SDTM reconciliation",
-                     {"reconciliation": build.reconciliation, "field coverage": build.field_coverage,
-                      "rejections": build.rejections,
-                      "mapping issues": build.issues, "raw findings": raw_findings(raw),
-                      "datasets": summary}, meta, notes=_NOTES)
+    write_report(folder, "sdtm_reconciliation", f"{study}: raw to SDTM reconciliation",
+                 {"reconciliation": build.reconciliation, "field coverage": build.field_coverage,
+                  "rejections": build.rejections,
+                  "mapping issues": build.issues, "raw findings": raw_findings(raw),
+                  "datasets": summary}, meta, notes=_NOTES)
