@@ -77,6 +77,34 @@ def test_submission_build_materialises_every_layer(refreshed):
     assert (out / "RS001" / "latest").resolve() == base.resolve()
 
 
+def test_reports_are_assets_with_their_counts(refreshed):
+    _out, _, result, _ = refreshed
+    mats = {m.asset_key.to_user_string(): m.metadata for m in _materialisations(result)}
+    rec = mats["RS001/reports/sdtm_reconciliation"]
+    assert rec["unaccounted"].value == 0 and rec["raw_records"].value > 100
+    assert Path(rec["report"].value).name == "sdtm_reconciliation.html" and Path(rec["report"].value).is_file()
+    conf = mats["RS001/reports/sdtm_conformance"]
+    assert conf["open_errors"].value == 0 and Path(conf["report"].value).is_file()
+
+
+def test_sdtm_datasets_show_what_they_are_built_from():
+    """Lineage in the asset graph: DM's RFSTDTC feeds every --DY, SE's elements every EPOCH,
+    a SUPP-- its parent, SV every domain with visits; trial design only the raw transfer."""
+    graph = defs.resolve_asset_graph()
+
+    def parents(name, layer="sdtm"):
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(["RS001", layer, name])).parent_keys}
+
+    assert parents("AE") == {"RS001/raw_export", "RS001/sdtm/DM", "RS001/sdtm/SE"}
+    assert parents("SE") == {"RS001/raw_export", "RS001/sdtm/DM"}
+    assert parents("DM") == parents("TS") == {"RS001/raw_export"}
+    assert parents("SUPPAE") == {"RS001/raw_export", "RS001/sdtm/AE"}
+    assert {"RS001/sdtm/LB", "RS001/sdtm/VS", "RS001/sdtm/PC", "RS001/sdtm/DM"} <= parents("SV")
+    assert "RS001/sdtm/AE" not in parents("SV")     # AE records carry no visit
+    assert "RS001/sdtm/DM" in parents("sdtm_conformance", "reports")
+    assert graph.get(dg.AssetKey(["RS001", "sdtm", "AE"])).description.startswith("RS001 SDTM AE (Adverse Events;")
+
+
 def _materialisations(result):
     return [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
 

@@ -267,3 +267,17 @@ def test_asset_graph_renders_in_chromium(webserver, chromium, tmp_path):
     # each node's check row counts its checks ("0 / 1 Passed" before the first run)
     assert len(re.findall(r"\d+ / [1-9]\d* (?:Passed|Failed)", text)) == len(keys), text
     shutil.copy(tmp_path / "asset-checks.png", SCREENSHOTS / "dagster-asset-checks.png")
+
+    # SDTM lineage: DM's RFSTDTC feeds --DY, SE's elements EPOCH, SV takes the visits of the
+    # domains that have them, a SUPP-- its parent; the reconciliation report hangs off the raw
+    # transfer (a few nodes, so that the graph is drawn whole: it draws only what is on screen)
+    nodes = ["raw_export", "sdtm/DM", "sdtm/SE", "sdtm/AE", "sdtm/SUPPAE", "sdtm/LB", "sdtm/SV",
+             "reports/sdtm_reconciliation"]
+    query = urllib.parse.quote(" or ".join(f'key:"RS001/{n}"' for n in nodes), safe="")
+    names = [n.split("/")[-1][:8] for n in nodes]     # long names are drawn shortened
+    ready = " && ".join(f"{GRAPH_SVG}.textContent.includes({json.dumps(n)})" for n in names)
+    expanded = urllib.parse.quote("global@global:RS001_raw,global@global:RS001_sdtm", safe="")
+    chromium.open(f"{webserver.url}/asset-groups~{query}/?expanded={expanded}", f"!!{GRAPH_SVG} && {ready}")
+    lineage = chromium.screenshot(tmp_path / "sdtm-lineage.png")
+    _assert_not_blank(lineage)
+    shutil.copy(tmp_path / "sdtm-lineage.png", SCREENSHOTS / "dagster-sdtm-lineage.png")
