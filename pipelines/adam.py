@@ -7,9 +7,10 @@ import pandas as pd
 
 from adam.metadata import spec_paths
 from adam.run import BUILDERS
+from clinpipe.config import load_study
 from clinpipe.paths import mappings_dir, study_out
 from pipelines.common import RETRY, code_version, dataset_metadata, transfers, user_errors
-from pipelines.sdtm import expected_datasets, sdtm_key
+from pipelines.sdtm import expected_datasets, report_key, sdtm_key
 
 ALWAYS = ("ADSL", "ADAE")
 
@@ -31,6 +32,20 @@ def build_adam_assets(study: str) -> dg.AssetsDefinition:
                           deps=[sdtm_key(study, d) for d in sdtm_always], owners=["team:adam-programming"],
                           description=f"{study} ADaM {n} (ADaMIG 1.3): XPT v5 + parquet")
              for n in expected_adam(study)]
+    adam_always = [adam_key(study, n) for n in ALWAYS]
+    specs.append(dg.AssetSpec(
+        report_key(study, "adam_conformance"), group_name=f"{study}_adam", code_version=version,
+        kinds={"html", "xlsx", "csv"}, deps=[adam_key(study, n) for n in expected_adam(study)],
+        owners=["team:adam-programming"],
+        description=f"{study} ADaM conformance findings (reports/adam_conformance.*)"))
+    escalates = getattr(load_study(study), "escalation", None) is not None
+    if escalates:
+        specs.append(dg.AssetSpec(
+            report_key(study, "dose_escalation"), group_name=f"{study}_adam", code_version=version,
+            kinds={"html", "xlsx", "csv"}, deps=adam_always, skippable=True, owners=["team:biostatistics"],
+            description=f"{study} 3+3 dose escalation: DLT-evaluable n, DLTs and the decision per "
+                        "dose level, the MTD, and where the investigator's DLT call and the "
+                        "protocol's rules disagree (reports/dose_escalation.*)"))
     checks = [dg.AssetCheckSpec(name="adam_conformance", asset=adam_key(study, n), blocking=True,
                                 description="No open ERROR finding (schemas from the ADaM dataset specs, "
                                             "rules AD001-AD007); WARNINGs pass with counts.")
@@ -58,6 +73,17 @@ def build_adam_assets(study: str) -> dg.AssetsDefinition:
         for name in ALWAYS:
             if adam_key(study, name) in wanted:
                 yield adam_check(study, name, run.validation)
+        reports = run.folder.parent / "reports"
+        if report_key(study, "adam_conformance") in wanted:
+            yield dg.MaterializeResult(asset_key=report_key(study, "adam_conformance"), metadata={
+                "report": dg.MetadataValue.path(str(reports / "adam_conformance.html")),
+                "open_errors": len(run.validation.open("ERROR")),
+                "warnings": len(run.validation.open("WARNING")), "transfer": context.partition_key})
+        page = reports / "dose_escalation.html"
+        if report_key(study, "dose_escalation") in wanted and page.is_file():
+            yield dg.MaterializeResult(asset_key=report_key(study, "dose_escalation"), metadata={
+                "report": dg.MetadataValue.path(str(page)), "transfer": context.partition_key,
+                "data_cutoff": run.cutoff.isoformat()})
 
     return adam_datasets
 

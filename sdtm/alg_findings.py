@@ -75,10 +75,18 @@ def _parse_texts(text: pd.Series) -> pd.DataFrame:
     op = pd.Series(op, index=text.index)
     op[op.isna()] = ""        # no operator, or no number at all
     return pd.DataFrame({"op": op.astype(object),
-                         # float() per text: correctly rounded, where to_numeric's fast
-                         # parser is off in the last digit of long mantissas
-                         "num": pd.Series(num, index=text.index).astype("float64")},
+                         "num": _to_number(pd.Series(num, index=text.index))},
                         index=text.index)
+
+
+def _to_number(texts: pd.Series) -> pd.Series:
+    """The numbers of number texts (NaN elsewhere), with to_numeric's dtype (int64 when all
+    are whole) and its NaN for a number beyond float range (1e400); floats by float() per
+    text, correctly rounded, where to_numeric's fast parser can be off in the last digit."""
+    parsed = pd.to_numeric(texts, errors="coerce")
+    if parsed.dtype.kind != "f":
+        return parsed
+    return texts.where(parsed.notna()).astype("float64")
 
 
 def number_text(values: pd.Series) -> pd.Series:

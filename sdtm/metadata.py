@@ -107,6 +107,54 @@ def domain(name: str) -> DomainMeta:
                       variables=tuple(sorted(_variables()[key], key=lambda v: v.order)))
 
 
+_GENERAL_CLASSES = ("Interventions", "Events", "Findings", "Findings About")
+# Findings About is a Findings domain with its own extra qualifiers (SDTM model 3.2.2.1)
+_CLASS_FAMILY = {"Findings About": ("Findings", "Findings About")}
+
+
+@cache
+def _model_variables() -> dict[str, dict[str, VarMeta]]:
+    """Per general observation class: the variables its domains may use beyond their IG
+    tables, by the SDTM model's rule (SDTMIG 3.4 section 2.5: any identifier, timing variable
+    or qualifier of the class): every variable of any IG domain of that class with the domain
+    prefix taken off ('--SEV'), and every Identifier or Timing variable of any general class
+    domain ('--DTC', 'VISITNUM', 'EPOCH'). The IG domains of 3.4 together stand for the model
+    here: no separate machine-readable SDTM model table is at hand."""
+    sets = _datasets()
+    out: dict[str, dict[str, VarMeta]] = {c: {} for c in _GENERAL_CLASSES}
+    for ds, variables in _variables().items():
+        cls = sets.get(ds, {}).get("class")
+        if cls not in _GENERAL_CLASSES or len(ds) != 2:
+            continue
+        for v in variables:
+            generic = "--" + v.name[2:] if v.name.startswith(ds) else v.name
+            targets = [c for c in _GENERAL_CLASSES if cls in _CLASS_FAMILY.get(c, (c,))]
+            if v.role in ("Identifier", "Timing"):
+                targets = list(_GENERAL_CLASSES)
+            for c in targets:
+                out[c].setdefault(generic, v)
+    return out
+
+
+def model_variable(dataset: str, name: str) -> VarMeta | None:
+    """The SDTM model's variable `name` for a general-class `dataset` that its IG table does
+    not list (e.g. MHSEV, CMDTC, VISITNUM in DS), Perm, with the generic variable's label and
+    type; None when the model has no such variable for the class (then it belongs in SUPP--)."""
+    try:
+        meta = domain(dataset)
+    except ConfigError:
+        return None
+    if meta.cls not in _GENERAL_CLASSES or meta.has(name):
+        return None
+    prefix = dataset[:2]
+    generic = "--" + name[2:] if name.startswith(prefix) else name
+    found = _model_variables()[meta.cls].get(generic)
+    if found is None or generic in ("--SEQ",) or (generic == name and name.startswith("--")):
+        return None
+    return VarMeta(name=name, label=found.label, type=found.type, order=10_000, role=found.role,
+                   core="Perm", codelists=found.codelists, value_domain=found.value_domain)
+
+
 def domains() -> list[str]:
     return [d for d in _datasets() if d != _SUPP]
 

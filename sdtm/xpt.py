@@ -97,9 +97,14 @@ def read_xpt_reference(path: str | Path) -> tuple[pd.DataFrame, XptMeta]:
         df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
     except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError, OSError) as exc:
         raise ClinpipeError(f"not a readable SAS XPT file ({exc})", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise ClinpipeError(f"not a readable SAS XPT file (text is not UTF-8: {exc})",
-                            file=path) from None
+    except UnicodeDecodeError:
+        # text that is not UTF-8 is Windows-1252, as in the fast reader (`_c_text`)
+        try:
+            df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True,
+                                             encoding="WINDOWS-1252")
+        except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError, UnicodeDecodeError) as exc:
+            raise ClinpipeError(f"not a readable SAS XPT file (text neither UTF-8 nor "
+                                f"Windows-1252: {exc})", file=path) from None
     kinds = meta.readstat_variable_types
     types = {c: "Char" if kinds[c] == "string" else "Num" for c in df.columns}
     for c in df.columns:
@@ -356,11 +361,18 @@ class _NotFast(Exception):
 
 def _c_text(raw: bytes) -> str:
     """ReadStat's readstat_convert: trailing blanks and NULs off, then C's string up to a
-    NUL; the Python side decodes it as UTF-8."""
+    NUL, decoded as UTF-8. XPT declares no encoding: bytes that are not UTF-8 are read as
+    Windows-1252 (SAS's WLATIN1, what a SAS session on Windows writes; Latin-1 for its five
+    unassigned bytes), so such a file is read and its non-ASCII text reported (XR024), not
+    refused."""
+    text = raw.rstrip(b" \0").split(b"\0", 1)[0]
     try:
-        return raw.rstrip(b" \0").split(b"\0", 1)[0].decode("utf-8")
+        return text.decode("utf-8")
     except UnicodeDecodeError:
-        raise _NotFast from None
+        try:
+            return text.decode("cp1252")
+        except UnicodeDecodeError:
+            return text.decode("latin-1")
 
 
 _HEADER_TAIL = b"HEADER RECORD!!!!!!!"

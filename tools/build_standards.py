@@ -17,10 +17,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "sdtm" / "metadata"
 
-# Domains this project produces (SDTM issue) and the special-purpose / relationship datasets.
-DOMAINS = ("DM", "CO", "SE", "SV", "TA", "TE", "TV", "TI", "TS",
+# Domains this project produces (SDTM issue) and the special-purpose / relationship datasets,
+# first; then every other SDTMIG 3.4 dataset (the validator reads SDTM written elsewhere: QS, SC,
+# ...; and their variables are the SDTM model's qualifiers that any domain of a class may use).
+PRODUCED = ("DM", "CO", "SE", "SV", "TA", "TE", "TV", "TI", "TS",
            "EX", "PR", "CM", "AE", "DD", "DS", "MH", "IE", "LB", "VS", "EG", "PC", "PP", "RS", "TU",
            "TR", "FA", "SS", "SUPPQUAL", "RELREC")
+DOMAINS = PRODUCED
 # Codelists needed beyond those the variables name: TS parameters and their value lists, and
 # the other lists mapping specs and trial-design builders draw values from.
 EXTRA_CODELISTS = (
@@ -90,8 +93,10 @@ def main() -> None:
     ct_file = args.standards / "ct-2025-03-28" / "SDTM Terminology 2025-03-28.txt"
     OUT.mkdir(parents=True, exist_ok=True)
 
+    global DOMAINS
     with ig_sets.open(encoding="utf-8-sig", newline="") as fh:
-        sets = [r for r in csv.DictReader(fh) if r["Dataset Name"] in DOMAINS]
+        sets = list(csv.DictReader(fh))
+    DOMAINS = PRODUCED + tuple(r["Dataset Name"] for r in sets if r["Dataset Name"] not in PRODUCED)
     with (OUT / "sdtmig_3.4_datasets.csv").open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["dataset", "label", "class", "structure"])

@@ -51,8 +51,8 @@ class SdtmFolder(dict):
     """Datasets by name, normalised to the contract, with what reading the folder found about
     its files (`file_findings`: XPT-SYNC) and where each dataset was read from (`sources`)."""
 
-    def __init__(self, datasets: dict[str, pd.DataFrame], folder: Path,
-                 file_findings: pd.DataFrame, sources: dict[str, Path]):
+    def __init__(self, datasets: dict[str, pd.DataFrame], sources: dict[str, Path], *,
+                 folder: Path, file_findings: pd.DataFrame):
         super().__init__(datasets)
         self.folder = folder
         self.file_findings = file_findings
@@ -66,7 +66,8 @@ def normalise(datasets: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     Keeps what the folder reader found (an `SdtmFolder` stays one)."""
     out = {name: normalise_frame(df) for name, df in datasets.items()}
     if isinstance(datasets, SdtmFolder):
-        return SdtmFolder(out, datasets.folder, datasets.file_findings, datasets.sources)
+        return SdtmFolder(out, datasets.sources, folder=datasets.folder,
+                          file_findings=datasets.file_findings)
     return out
 
 
@@ -205,7 +206,39 @@ def load_sdtm_folder(folder: Path) -> SdtmFolder:
                                       f"it is not the file the build wrote; rebuild the SDTM "
                                       f"(`clinpipe sdtm`) to rewrite {path.name}, or restore it"))
     found = findings_frame(findings) if findings else findings_frame()
-    return SdtmFolder(out, folder, found, sources)
+    return SdtmFolder(*_join_splits(out, sources), folder=folder, file_findings=found)
+
+
+def split_parent(name: str, df: pd.DataFrame) -> str | None:
+    """The domain a split dataset belongs to (SDTMIG 3.4 section 4.1.7: LBCH, LBHE and LBUR are
+    LB, their SUPPLBCH... SUPPLB), read off its DOMAIN (RDOMAIN) values; None otherwise."""
+    from sdtm import metadata
+
+    known = set(metadata.domains())
+    supp = name.startswith("SUPP") and name != "SUPPQUAL"
+    core = name[4:] if supp else name
+    column = "RDOMAIN" if supp else "DOMAIN"
+    if core in known or len(core) <= 2 or core[:2] not in known or column not in df:
+        return None
+    values = set(df[column].dropna().astype(str).unique())
+    if values != {core[:2]}:
+        return None
+    return f"SUPP{core[:2]}" if supp else core[:2]
+
+
+def _join_splits(out: dict[str, pd.DataFrame], sources: dict[str, Path]):
+    """Split datasets validated as their domain: one frame per domain (the split --SEQ values
+    are unique across the splits, as SDTMIG requires), the source naming every file."""
+    groups: dict[str, list[str]] = {}
+    for name, df in out.items():
+        parent = split_parent(name, df)
+        if parent is not None:
+            groups.setdefault(parent, []).append(name)
+    for parent, names in groups.items():
+        frames = [out.pop(n) for n in names] + ([out.pop(parent)] if parent in out else [])
+        out[parent] = normalise_frame(pd.concat(frames, ignore_index=True))
+        sources[parent] = Path(", ".join(str(sources.pop(n)) for n in names))
+    return dict(sorted(out.items())), sources
 
 
 def _read_parquet(path: Path, metadata_only: bool = False) -> pa.Table | pq.FileMetaData:

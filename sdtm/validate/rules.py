@@ -164,8 +164,11 @@ def _num(df: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def _key_of(text: pd.Series) -> pd.Series:
+    """Numbers by value, not by their text: 1.2000000000000002 (binary noise of a SAS numeric
+    written elsewhere) and 1.2 are one VISITNUM, '1' and 1.0 one --SEQ (12 significant digits)."""
     num = pd.to_numeric(text, errors="coerce")
-    return text.where(num.isna(), num.astype("float64").astype(str))
+    shown = num.map(lambda x: repr(float(f"{x:.12g}")), na_action="ignore")
+    return text.where(num.isna(), shown)
 
 
 def _key(df: pd.DataFrame, col: str) -> pa.Array:
@@ -441,7 +444,7 @@ def _dy_pairs(name: str, df: pd.DataFrame) -> list[tuple[str, str]]:
 def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
     """--DY = date - RFSTDTC (+1 on or after it): computed here, not with the builder's
     function, so a bug there cannot hide itself."""
-    parts = []
+    parts, checked = [], []
     for name, df in _subject_datasets(ds).items():
         pairs = _dy_pairs(name, df)
         if not pairs:
@@ -464,7 +467,37 @@ def study_day_agrees(ds: Datasets, study=None) -> pd.DataFrame:
             shown = np.where(np.isnan(expected[bad]), "none", days_shown).astype(object)
             msg = "expected " + shown + f" from {dtc} and DM.RFSTDTC (no day 0)"
             parts.append(_find("XR005", "ERROR", name, df, bad, dy, msg))
-    return _concat(parts)
+            known = np.flatnonzero(~np.isnan(expected) & ~np.isnan(actual))
+            wrong = np.zeros(len(df), dtype=bool)
+            wrong[bad] = True
+            checked.append(pd.DataFrame({"USUBJID": _np(_text(df, "USUBJID"))[known],
+                                         "wrong": wrong[known], "dataset": name,
+                                         "offset": (actual - expected)[known]}))
+    return _concat(_root_cause_rfstdtc(ds, parts, checked))
+
+
+def _root_cause_rfstdtc(ds: Datasets, parts: list, checked: list[pd.DataFrame]) -> list:
+    """One finding on DM.RFSTDTC, with the count, for a subject whose every checked --DY is
+    wrong (at least 3): one reference date, not each record, is then what is off. Other
+    subjects keep their findings per record."""
+    if not checked or not any(p is not None for p in parts):
+        return parts
+    every = pd.concat(checked, ignore_index=True)
+    per = every.groupby("USUBJID").agg(n=("wrong", "size"), bad=("wrong", "sum"))
+    roots = per.index[(per["bad"] == per["n"]) & (per["n"] >= 3)]
+    if not len(roots):
+        return parts
+    kept = [p[~p["USUBJID"].isin(roots)] for p in parts if p is not None]
+    dm = ds["DM"]
+    hit = np.flatnonzero(_np(pc.is_in(_text(dm, "USUBJID"), value_set=pa.array(list(roots), _STR))))
+    wrong = every[every["USUBJID"].isin(roots)]
+    names = wrong.groupby("USUBJID")["dataset"].agg(lambda d: ", ".join(sorted(set(d))))
+    offset = wrong.groupby("USUBJID")["offset"].agg(lambda o: o.mode().iloc[0])
+    subjects = _np(_text(dm, "USUBJID"))[hit]
+    msg = [f"every study day of the subject disagrees with RFSTDTC ({int(per.at[u, 'n'])} "
+           f"--DY values in {names[u]}, typically by {offset[u]:+g} days): RFSTDTC, or the "
+           f"--DY derivation, is the one thing to correct" for u in subjects]
+    return [*kept, _find("XR005", "ERROR", "DM", dm, hit, "RFSTDTC", msg)]
 
 
 def start_not_after_end(ds: Datasets, study=None) -> pd.DataFrame:

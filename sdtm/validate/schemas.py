@@ -313,9 +313,11 @@ def _terms(code: str) -> pyarrow.Array:
 
 
 def _numeric_text(values: pyarrow.Array) -> np.ndarray:
-    """Which text values pandas reads as a number (its own parser, as the rule always used)."""
+    """Which text values are a number (pandas' reading of it), also with a comparison
+    operator: '<3.42' and '>=1000' are results below or above a limit, not coded terms."""
     text = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
-    return pd.to_numeric(text, errors="coerce").notna().to_numpy()
+    bare = text.str.replace(r"^\s*(?:<=|>=|<|>)\s*", "", regex=True)
+    return pd.to_numeric(bare, errors="coerce").notna().to_numpy()
 
 
 def _iso_check(var: metadata.VarMeta) -> pa.Check | None:
@@ -444,12 +446,18 @@ def build_schema(dataset: str, columns: list[str]) -> pa.DataFrameSchema:
 
     It holds the dataset's variables among `columns` and every Req and Exp variable (a missing
     one is a finding); a Perm variable the frame lacks has nothing to check, so it is left out.
-    Variables outside SDTMIG for the dataset fail as column_in_schema (strict), becoming SCH-VAR.
+    Variables outside SDTMIG for the dataset, and outside the SDTM model for its class, fail as
+    column_in_schema (strict), becoming SCH-VAR.
     Raises ConfigError if the dataset is not in the metadata.
     """
     meta = metadata.domain(dataset)
     present = set(columns)
     cols = {v.name: _column(dataset, v) for v in meta.variables if v.name in present or v.core != "Perm"}
+    # the SDTM model lets a domain of a general class carry any of the class's qualifiers and
+    # any identifier or timing variable (MHSEV, CMDTC, VISITNUM in DS): checked as Perm
+    for name in columns:
+        if name not in cols and (extra := metadata.model_variable(dataset, name)) is not None:
+            cols[name] = _column(dataset, extra)
     return pa.DataFrameSchema(cols, strict=True, unique=_key(dataset, meta, columns),
                               report_duplicates="all", name=dataset)
 
@@ -511,7 +519,9 @@ def _convert(dataset: str, df: pd.DataFrame, schema: pa.DataFrameSchema, cases: 
         check = str(check)
         if check == "column_in_schema":
             rows += [_dataset_row("SCH-VAR", dataset, f"{v} is not an SDTMIG {metadata.IG_VERSION} "
-                                  f"variable of {dataset}", v) for v in grp["failure_case"]]
+                                  f"variable of {dataset} nor one the SDTM model allows there "
+                                  "(a non-standard variable goes in SUPP--)", v)
+                     for v in grp["failure_case"]]
         elif check == "column_in_dataframe":
             rows += [_missing_column(dataset, schema, v) for v in grp["failure_case"]]
         elif check == "multiple_fields_uniqueness":

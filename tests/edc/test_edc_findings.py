@@ -96,16 +96,21 @@ def test_findings_frame_and_summary(found):
     assert summary.loc["AE", "findings"] == counts["AE"]
 
 
-def test_typed_date_contradicted_by_the_iso_column(copy_transfer, forms):
-    """The typed text is what the site entered; the export's ISO column is the EDC's reading of
-    it. Where they disagree the finding names both and the typed text's date is used."""
+def _read_edited(copy_transfer, forms, name, column, value):
+    """The CSV transfer with `column` of the first record of `name` set to `value`, read."""
     import pandas as pd
 
     folder = copy_transfer("csv")
-    lb = pd.read_csv(folder / "lb.csv", dtype=str, keep_default_na=False)
-    lb.loc[0, "LBDAT"] = "2031-12-31"
-    lb.to_csv(folder / "lb.csv", index=False)
-    raw = read_transfer(folder, forms=forms)
+    frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+    frame.loc[0, column] = value
+    frame.to_csv(folder / name, index=False)
+    return read_transfer(folder, forms=forms), frame
+
+
+def test_typed_date_contradicted_by_the_iso_column(copy_transfer, forms):
+    """The typed text is what the site entered; the export's ISO column is the EDC's reading of
+    it. Where they disagree the finding names both and the typed text's date is used."""
+    raw, lb = _read_edited(copy_transfer, forms, "lb.csv", "LBDAT", "2031-12-31")
     (f,) = [f for f in raw.findings if f.kind == "inconsistent_date"]
     assert (f.file, f.form, f.record, f.field, f.value) == ("lb.csv", "LB", lb.at[0, "RECORDID"],
                                                             "LBDAT_RAW", lb.at[0, "LBDAT_RAW"])
@@ -114,12 +119,6 @@ def test_typed_date_contradicted_by_the_iso_column(copy_transfer, forms):
 
 
 def test_a_decimal_comma_in_a_number_field_is_named_as_such(copy_transfer, forms):
-    import pandas as pd
-
-    folder = copy_transfer("csv")
-    vs = pd.read_csv(folder / "vs.csv", dtype=str, keep_default_na=False)
-    vs.loc[0, "TEMP"] = "37,5"
-    vs.to_csv(folder / "vs.csv", index=False)
-    raw = read_transfer(folder, forms=forms)
+    raw, _ = _read_edited(copy_transfer, forms, "vs.csv", "TEMP", "37,5")
     (f,) = [f for f in raw.findings if f.value == "37,5"]
     assert f.kind == "out_of_range" and f.field == "TEMP" and "decimal comma" in f.message

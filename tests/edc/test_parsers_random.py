@@ -243,7 +243,7 @@ def oracle_result(text: str) -> tuple[str, float]:
     rest = core[len(op):].strip()
     number = oracle_number(rest) if rest == rest.strip(" \t\n\r\f\v") else math.nan
     if rest and set(rest) <= NUMBER_CHARS and not math.isnan(number):
-        return op, number
+        return op, number if math.isfinite(number) else math.nan   # '1e999': beyond float range
     return "", math.nan
 
 

@@ -85,6 +85,8 @@ def test_reports_are_assets_with_their_counts(refreshed):
     assert Path(rec["report"].value).name == "sdtm_reconciliation.html" and Path(rec["report"].value).is_file()
     conf = mats["RS001/reports/sdtm_conformance"]
     assert conf["open_errors"].value == 0 and Path(conf["report"].value).is_file()
+    assert mats["RS001/reports/adam_conformance"]["open_errors"].value == 0
+    assert Path(mats["RS001/reports/dose_escalation"]["report"].value).name == "dose_escalation.html"
 
 
 def test_sdtm_datasets_show_what_they_are_built_from():

@@ -28,11 +28,24 @@ _REFERENCE = {
 }
 
 
+def _real_day(text: str) -> bool:
+    """A day of the calendar (years 0001-9999), as Python's datetime has it."""
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _reference_iso_ok(values: list[str], pattern: str) -> np.ndarray:
+    r"""ASCII text of the pattern's shape whose complete dates are real days (non-ASCII digits
+    are digits to Python's \d, not to ISO 8601)."""
     text = pd.Series(values, dtype=object)
-    shape = text.str.fullmatch(pattern).fillna(False).astype(bool)
+    shape = text.str.fullmatch(pattern).fillna(False).astype(bool) & text.map(str.isascii)
     days = text.str.extractall(r"(?:^|/)(\d{4}-\d\d-\d\d)")[0]
-    bad_day = pd.to_datetime(days, format="%Y-%m-%d", errors="coerce").isna()
+    bad_day = ~days.map(_real_day).astype(bool)
     bad_rows = bad_day[bad_day].index.get_level_values(0).unique()
     return (shape & ~text.index.isin(bad_rows)).to_numpy()
 
@@ -69,7 +82,7 @@ def _sample(n: int = 20000, seed: int = 18) -> list[str]:
             i = rnd.randrange(len(v))
             v = v[:i] + rnd.choice(["", rnd.choice(alphabet)]) + v[i + 1:]
         out.add(v)
-    # non-ASCII digits are digits to Python's \d; the calendar (pandas) does not read them
+    # non-ASCII digits are digits to Python's \d, but no ISO 8601 text
     out |= {"２０２５", "２０２５-01-02", "2025-٠١-02", "2025-01-02T１０", "P１D", "2025-01-02\u00a0"}
     return sorted(out)
 
@@ -142,12 +155,13 @@ def test_findings_name_the_failed_records():
 
 
 def test_numeric_results_pass_a_result_codelist_and_coded_ones_are_checked():
-    # LBSTRESC's codelist covers coded results; a number (as pandas reads one) is not coded
-    lb = pd.DataFrame({"STUDYID": "S1", "DOMAIN": "LB", "USUBJID": "S1-001", "LBSEQ": [1.0, 2.0, 3.0, 4.0],
-                       "LBTESTCD": "HGB", "LBTEST": "Hemoglobin",
-                       "LBSTRESC": ["5.2", "1e3", "<5", "NEGATIVE"]})
+    # LBSTRESC's codelist covers coded results; a number (as pandas reads one), also one with
+    # a limit ('<5', '>= 1000': below or above what the assay measures), is not coded
+    lb = pd.DataFrame({"STUDYID": "S1", "DOMAIN": "LB", "USUBJID": "S1-001",
+                       "LBSEQ": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "LBTESTCD": "HGB", "LBTEST": "Hemoglobin",
+                       "LBSTRESC": ["5.2", "1e3", "<5", ">= 1000", "NEGATIVE", "NEGATIVE-ISH"]})
     found = schema_findings({"LB": _as(lb, "string[pyarrow]")})
-    assert found[found["VARIABLE"] == "LBSTRESC"]["VALUE"].tolist() == ["<5"]
+    assert found[found["VARIABLE"] == "LBSTRESC"]["VALUE"].tolist() == ["NEGATIVE-ISH"]
 
 
 def test_mixed_object_column_and_numbers_in_char():

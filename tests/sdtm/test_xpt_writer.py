@@ -448,15 +448,17 @@ def test_read_xpt_decodes_any_bytes_as_readstat_does(tmp_path, seed):
 _BLANK_BYTE = 0x20
 
 
-def test_text_that_is_not_utf8_is_a_clinpipe_error_both_ways(tmp_path):
+def test_text_that_is_not_utf8_is_read_as_windows_1252_both_ways(tmp_path):
+    """XPT declares no encoding; what is not UTF-8 is what SAS on Windows writes (WLATIN1),
+    so it is read (validation then reports the non-ASCII text) rather than refused."""
     path = write_xpt(pd.DataFrame({"A": ["abc", "def"]}), tmp_path / "bad.xpt", "DS", "Data",
                      {"A": "A"})
     data = bytearray(path.read_bytes())
-    data[data.rindex(b"abc")] = 0xCD
+    data[data.rindex(b"abc")] = 0x92            # Windows-1252's right single quote
     path.write_bytes(bytes(data))
     for read in (read_xpt, read_xpt_reference):
-        with pytest.raises(ClinpipeError, match="bad.xpt: not a readable SAS XPT file .*UTF-8"):
-            read(path)
+        df, _ = read(path)
+        assert df["A"].tolist() == ["\u2019bc", "def"], read
 
 
 def test_read_xpt_of_xpt_v8_goes_through_pyreadstat(tmp_path):
