@@ -149,9 +149,13 @@ def test_run_stops_at_open_errors_with_exit_1(tmp_path):
                                     str(latest_transfer("RS001", faulty_data_dir())), "--out", str(tmp_path)])
     assert res.exit_code == 1, res.output
     assert "stopped at SDTM conformance" in res.output and "conformance.html" in res.output
-    build = next((tmp_path / "RS001").iterdir())
+    build = next(p for p in (tmp_path / "RS001").iterdir() if p.is_dir())
     assert sorted(p.name for p in build.iterdir()) == ["reports", "sdtm"]
     assert not (tmp_path / "RS001" / "latest").exists()
+    # the run log beside the builds says where it stopped, as an ERROR line
+    log = (tmp_path / "RS001" / "run.log").read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith("ERROR: ") and "stopped at SDTM conformance" in line for line in log)
+    assert log[-1].startswith("WARNING: run finished (exit 1)")
 
 
 def test_unknown_study_lists_the_configured_ones():
