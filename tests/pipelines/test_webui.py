@@ -256,8 +256,12 @@ def test_asset_graph_renders_in_chromium(webserver, chromium, tmp_path):
     expanded = ",".join(f"global@global:{s}_{layer}" for s in STUDIES for layer in ("sdtm", "adam"))
     url = (f"{webserver.url}/asset-groups~{urllib.parse.quote(query, safe='')}/"
            f"?expanded={urllib.parse.quote(expanded, safe='')}")
+    # the check counts load after the nodes ("Loading..." until then): wait for all of them
+    counted = r"/\d+ \/ [1-9]\d* (?:Passed|Failed)/g"
     chromium.open(url, f"!!{GRAPH_SVG} && "
-                       f"({GRAPH_SVG}.textContent.match(/Asset checks/g) || []).length >= {len(keys)}")
+                       f"({GRAPH_SVG}.textContent.match(/Asset checks/g) || []).length >= {len(keys)} && "
+                       f"({GRAPH_SVG}.textContent.match({counted}) || []).length >= {len(keys)}",
+                  timeout=90)
     checks = chromium.screenshot(tmp_path / "asset-checks.png")
     _assert_not_blank(checks)
     text = _graph_text(chromium)
