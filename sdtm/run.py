@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -129,29 +130,10 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     with staged_layers(study, {"sdtm": None, "reports": ("sdtm_",)}, out_root,
                        transfer=transfer) as staging:
         folder = staging["sdtm"]
-        # Largest first, each frame let go once written (its build copy too): the peak is the
-        # build plus one conformed dataset, not every dataset twice. A domain goes before its
-        # SUPP--, which takes the domain's text over 200 characters (split_long_text): the
-        # conformed distinct values say whether there is any, without reading every cell.
-        while datasets:
-            name = min(datasets, key=lambda n: _write_order(datasets, n))
-            df = datasets.pop(name)
-            data, texts = conform_text(df, name, arrow=True)
-            if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
-                datasets[name] = df
-                _split(datasets, name)
-                data, texts = conform_text(datasets.pop(name), name, arrow=True)
-            del df
-            # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
-            xpt_texts, changed = ascii_texts(texts)
-            if changed:
-                build.issues = pd.concat([build.issues, _transliterated(build, name, data, texts,
-                                                                         xpt_texts, changed)],
-                                         ignore_index=True)
-            written[name] = write_conformed(data, xpt_texts, name, folder, timestamp=stamp)
-            del written[name]["data"], data, texts
-            _release(build, name)
-            release_memory()
+        # one dataset is written (XPT, parquet, digests: mostly outside the GIL) on a second
+        # thread while the next is conformed
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdtm-write") as writer:
+            _write_datasets(datasets, mapped, build, folder, stamp, writer, written)
         names = sorted(written)
         written = {name: written[name] for name in names}
         write_trace(build, folder)
@@ -163,6 +145,45 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
         info["xpt"], info["parquet"] = final / info["xpt"].name, final / info["parquet"].name
     progress(f"  {study}: wrote SDTM to {final} ({time.perf_counter() - t0:.1f} s)")
     return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
+
+
+def _write_datasets(datasets: dict[str, pd.DataFrame], mapped: set[str], build: SdtmBuild,
+                    folder: Path, stamp: dt.datetime, writer: ThreadPoolExecutor,
+                    written: dict) -> None:
+    """Largest first, each frame let go once conformed (its build copy too): the peak is the
+    build plus two conformed datasets, not every dataset twice. A domain goes before its
+    SUPP--, which takes the domain's text over 200 characters (split_long_text): the
+    conformed distinct values say whether there is any, without reading every cell."""
+    pending: tuple[str, Future] | None = None
+    while datasets:
+        name = min(datasets, key=lambda n: _write_order(datasets, n))
+        df = datasets.pop(name)
+        data, texts = conform_text(df, name, arrow=True)
+        if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
+            datasets[name] = df
+            _split(datasets, name)
+            data, texts = conform_text(datasets.pop(name), name, arrow=True)
+        del df
+        # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
+        xpt_texts, changed = ascii_texts(texts)
+        if changed:
+            build.issues = pd.concat([build.issues, _transliterated(build, name, data, texts,
+                                                                     xpt_texts, changed)],
+                                     ignore_index=True)
+        if pending is not None:
+            _collect(pending, written)
+        pending = name, writer.submit(write_conformed, data, xpt_texts, name, folder, timestamp=stamp)
+        del data, texts, xpt_texts
+        _release(build, name)
+        release_memory()
+    if pending is not None:
+        _collect(pending, written)
+
+
+def _collect(pending: tuple[str, Future], written: dict) -> None:
+    name, future = pending
+    written[name] = future.result()
+    del written[name]["data"]
 
 
 def _transliterated(build: SdtmBuild, name: str, data: pd.DataFrame, texts: dict, xpt_texts: dict,
