@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +165,12 @@ def validate(datasets: dict[str, pd.DataFrame], study_cfg=None, waivers: list[Wa
     # the checks may assume the data contract (sdtm.validate.load): Char string[pyarrow], Num float64
     datasets = normalise(datasets)
     files = datasets.file_findings if isinstance(datasets, SdtmFolder) else findings_frame()
-    parts = [f for f in (files, schema_findings(datasets), run_rules(datasets, study_cfg)) if len(f)]
+    # the schemas run on a second thread beside the rules: both spend much of their time in
+    # Arrow's kernels, outside the GIL
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdtm-schemas") as pool:
+        schemas = pool.submit(schema_findings, datasets)
+        rules = run_rules(datasets, study_cfg)
+        parts = [f for f in (files, schemas.result(), rules) if len(f)]
     found = pd.concat(parts, ignore_index=True)[COLUMNS] if parts else findings_frame()
     return Validation(study, apply_waivers(found.reset_index(drop=True), waivers or []),
                       time.perf_counter() - t0,
