@@ -94,7 +94,8 @@ def _not_decodable(data: bytes, path: Path, encoding: str, exc: UnicodeDecodeErr
 
 
 def _header(data: bytes, encoding: str, path: Path) -> list[str]:
-    first = data.split(b"\n", 1)[0].decode(encoding).rstrip("\r")
+    end = data.find(b"\n")     # not split(): that would copy the rest of the file
+    first = data[:end if end >= 0 else len(data)].decode(encoding).rstrip("\r")
     if not first.strip():
         raise ExportError("file is empty (no header row)", file=path,
                           hint="re-export the form; an empty form still has its header row")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def read_transfer(path: str | Path, study: str | None = None, format: str = "aut
     path = Path(path)
     transfer_dir, fmt, files = _locate(path, format)
     manifest = load_manifest(transfer_dir)
-    hashes = {_rel(p, transfer_dir): file_sha256(p) for p in files}
+    with ThreadPoolExecutor(max_workers=2) as pool:     # hashlib hashes outside the GIL
+        hashes = dict(zip((_rel(p, transfer_dir) for p in files), pool.map(file_sha256, files)))
     if manifest is not None:  # before parsing: a damaged file is named as such, not mis-parsed
         check_hashes(manifest, hashes, complete=path.is_dir())
     study = study or (manifest.study if manifest else None) or _peek_study(files, fmt, encoding)
