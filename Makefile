@@ -46,7 +46,7 @@ test-tools:
 	  else echo "need:$$missing -- sudo apt-get install$$missing"; exit 1; fi; }
 
 test: $(STAMP) test-tools
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
 
 lock:
 	$(BIN)/python -m pip install --quiet uv

@@ -60,3 +60,41 @@ def sample_build(tmp_path_factory) -> dict[str, SampleBuild]:
         tlf_run = run_tlf(study, adam_run.folder, out_root=root, progress=quiet)
         builds[study] = SampleBuild(study, root, sdtm_run, adam_run, tlf_run)
     return builds
+
+
+class _FileProgress:
+    """Under pytest-xdist (`make test` runs two workers) the console shows dots, not test
+    files: this prints a line per test file as its last test finishes, with its count and time."""
+
+    def __init__(self, config):
+        self.config = config
+        self.total: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+
+    @pytest.hookimpl
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if not self.total:
+            for nodeid in ids:
+                path = nodeid.split("::", 1)[0]
+                self.total[path] = self.total.get(path, 0) + 1
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report):
+        path = report.nodeid.split("::", 1)[0]
+        self.seconds[path] = self.seconds.get(path, 0.0) + report.duration
+        if report.when != "teardown" or path not in self.total:
+            return
+        self.done[path] = self.done.get(path, 0) + 1
+        if self.done[path] == self.total[path]:
+            files = sum(self.done.get(p) == n for p, n in self.total.items())
+            terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+            if terminal is not None:
+                # xdist's dots leave the line open: the file's line starts on its own
+                terminal.write_line(f"\n  {path}: {self.total[path]} tests, {self.seconds[path]:.1f} s "
+                                    f"[{files}/{len(self.total)} files]")
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_FileProgress(config), "clinpipe-file-progress")
