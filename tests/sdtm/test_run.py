@@ -119,3 +119,30 @@ def test_non_ascii_text_is_transliterated_in_the_xpt_and_kept_in_the_parquet(tmp
         ["MH", "MHTERM", "Lymphome diffus à grandes cellules B"]]
     # the MH record's own raw record (mh_dx.yaml: a DX record, its MHTERM read from ENR)
     assert issues["FORM"].iloc[0] in ("DX", "ENR") and issues["RECORDID"].iloc[0] != ""
+
+
+def test_a_write_failing_on_the_writer_thread_stops_the_run_and_keeps_the_previous_sdtm(tmp_path, monkeypatch):
+    # the datasets are written on a second thread (issue 18): its error must reach the caller
+    # as it did from the main thread, and the previous build must be left as it was
+    import sdtm.run as sdtm_run
+    from clinpipe.errors import OutputError
+
+    raw = read_transfer(latest_transfer("RS001") / "csv", study="RS001")
+    first = write_sdtm(raw, tmp_path, progress=lambda m: None)
+    before = {p.name: p.read_bytes() for p in first.folder.glob("*.xpt")}
+    real = sdtm_run.write_conformed
+    written = []
+
+    def failing(data, texts, name, folder, **kw):
+        if name == "VS":
+            raise OutputError("VS.VSORRES holds a value the transport file cannot take",
+                              file=folder / "vs.xpt", hint="fix the mapping")
+        written.append(name)
+        return real(data, texts, name, folder, **kw)
+
+    monkeypatch.setattr(sdtm_run, "write_conformed", failing)
+    with pytest.raises(OutputError, match="VS.VSORRES"):
+        write_sdtm(raw, tmp_path, progress=lambda m: None)
+    assert written, "datasets before VS were written on the writer thread"
+    assert {p.name: p.read_bytes() for p in first.folder.glob("*.xpt")} == before
+    assert not list(first.folder.parent.glob(".sdtm.staging-*"))
