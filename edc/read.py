@@ -516,7 +516,9 @@ class _FormCheck:
                                           f"folder and form)"))
 
 
-_COMMA_DECIMAL = re.compile(r"[-+]?[0-9]+,[0-9]+")
+# A decimal written with a comma ('1,5'): a number to the site, not to the export
+COMMA_DECIMAL = r"[-+]?[0-9]+,[0-9]+"
+_COMMA_DECIMAL = re.compile(COMMA_DECIMAL)
 # A number as an export writes it: ASCII digits, an optional sign, point and exponent. Not
 # 'inf', 'nan', '1_000' or '١٢', which Python's float() would take.
 _DECIMAL = r"\s*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*"

@@ -29,6 +29,7 @@ from clinpipe.errors import ConfigError
 from clinpipe.paths import mappings_dir
 from clinpipe.yamlio import load_yaml
 from edc.export import format_number
+from edc.read import COMMA_DECIMAL
 from sdtm import metadata
 from sdtm.algorithms import Algorithm, evaluate
 from sdtm.distinct import Encoded, align, combine, distinct_args, encode, expand, per_distinct
@@ -42,7 +43,7 @@ _WS = r"[\t\n\v\f\r\x1c-\x1f ]*"
 _NUMBER_RE2 = (rf"^{_WS}(?P<op><=|>=|<|>)?{_WS}"
                rf"(?P<num>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?){_WS}$")
 _PARTS = ("STRESC", "STRESN", "STRESU")
-_COMMA_NUMBER = r"(?:<=|>=|<|>)?\s*[-+]?[0-9]+,[0-9]+"
+_COMMA_NUMBER = rf"(?:<=|>=|<|>)?\s*{COMMA_DECIMAL}"   # the reader's decimal comma, with a limit's operator
 _OPS = ("", "<", "<=", ">", ">=")
 
 
