@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/bench_pipeline.py --subjects 10000 --raw /tmp/bench10k/raw
 
 For each N: simulate the export (set-up, not counted), then `clinpipe sdtm` and `clinpipe
-validate`, each in its own process, with wall time, CPU time (user + system), peak RSS (wait4),
-records and bytes. Beside them, the I/O floor measured in the same run on the same data: every
+validate`, each in its own process, with wall time, CPU time (user + system of it and its
+children), peak memory and records and bytes. Peak memory is that of the whole process tree
+(a step may fork a second process): the sum of every process's PSS, sampled every 0.1 s
+(shared pages counted once), beside wait4's peak RSS of the largest single process. Beside them, the I/O floor measured in the same run on the same data: every
 raw CSV read with pyarrow, every SDTM dataset written as parquet from memory and the XPT bytes
 written at disk speed — what no implementation can avoid. The ratio pipeline / floor says how far
 from it the code is. With two or more N, the scaling exponent (log-log slope of time on N) shows
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,23 +41,72 @@ class Step:
     subjects: int
     wall: float          # s
     cpu: float           # s, user + system of the child
-    rss: float           # GiB, peak
+    rss: float           # GiB, peak RSS of the largest process (wait4)
+    tree: float = 0.0    # GiB, peak of the process tree's summed PSS (sampled)
     records: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
 
 
-def child(cmd: list[str], log: Path, ok_codes=(0,)) -> tuple[float, float, float, int]:
-    """Wall s, CPU s, peak RSS GiB and exit code of one child process; its output in `log`."""
+def child(cmd: list[str], log: Path, ok_codes=(0,)) -> tuple[float, float, float, float, int]:
+    """Wall s, CPU s, peak RSS GiB (largest process), peak tree PSS GiB and exit code of one
+    child process; its output in `log`."""
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        sampler = TreeMemory(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
+        tree = sampler.stop()
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
     if code not in ok_codes:
         raise SystemExit(f"failed (exit {code}): {' '.join(cmd)}; its output: {log}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, code
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, tree, code
+
+
+class TreeMemory(threading.Thread):
+    """Peak of the summed PSS (Linux smaps_rollup) of a process and all its descendants."""
+
+    def __init__(self, pid: int, every: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self._done = pid, every, 0, threading.Event()
+        self.start()
+
+    def run(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, sum(_pss(p) for p in _descendants(self.pid)))
+            self._done.wait(self.every)
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return self.peak / 2**30
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def tree_bytes(folder: Path, pattern: str = "*") -> int:
@@ -98,25 +150,25 @@ def one_size(study: str, n: int, seed: int, work: Path, raw: Path | None) -> tup
     steps = []
     if raw is None:
         raw = work / f"raw{n}"
-        wall, cpu, rss, _ = child([str(CLI), "simulate", "--study", study, "--subjects", str(n),
+        wall, cpu, rss, tree, _ = child([str(CLI), "simulate", "--study", study, "--subjects", str(n),
                                    "--seed", str(seed), "--format", "csv", "--out", str(raw)],
                                   work / f"simulate{n}.log")
-        steps.append(Step("simulate (set-up)", n, wall, cpu, rss, bytes_out=tree_bytes(raw)))
+        steps.append(Step("simulate (set-up)", n, wall, cpu, rss, tree, bytes_out=tree_bytes(raw)))
         print(f"  n={n}: simulated the export in {wall:.0f} s", flush=True)
     out = work / f"out{n}"
     shutil.rmtree(out, ignore_errors=True)
-    wall, cpu, rss, _ = child([str(CLI), "sdtm", "--study", study, "--transfer", str(raw),
+    wall, cpu, rss, tree, _ = child([str(CLI), "sdtm", "--study", study, "--transfer", str(raw),
                                "--out", str(out)], work / f"sdtm{n}.log")
     folder = sdtm_folder(out, study)
     manifest = json.loads((folder / "manifest.json").read_text())
     records = sum(d["rows"] for d in manifest["datasets"].values())
-    steps.append(Step("sdtm", n, wall, cpu, rss, records, tree_bytes(raw, "*.csv"), tree_bytes(folder)))
+    steps.append(Step("sdtm", n, wall, cpu, rss, tree, records, tree_bytes(raw, "*.csv"), tree_bytes(folder)))
     print(f"  n={n}: sdtm {wall:.1f} s", flush=True)
     # exit 1 = ERROR findings: still a full validation, so it is timed all the same
-    wall, cpu, rss, code = child([str(CLI), "validate", "--study", study, "--sdtm", str(folder),
+    wall, cpu, rss, tree, code = child([str(CLI), "validate", "--study", study, "--sdtm", str(folder),
                                   "--out", str(out)], work / f"validate{n}.log", ok_codes=(0, 1))
     reports = folder.parent / "reports"
-    steps.append(Step("validate" + (" (ERRORs found)" if code else ""), n, wall, cpu, rss, records,
+    steps.append(Step("validate" + (" (ERRORs found)" if code else ""), n, wall, cpu, rss, tree, records,
                       tree_bytes(folder), tree_bytes(reports, "conformance.*")))
     print(f"  n={n}: validate {wall:.1f} s", flush=True)
     return steps, io_floor(raw, folder, work / f"floor{n}")
@@ -134,15 +186,15 @@ def report(steps: list[Step], floors: dict[int, dict], markdown: bool) -> None:
     gib = lambda b: b / 2**30
     print()
     if markdown:
-        print("| N | step | wall | CPU | peak RSS | records | in | out |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| N | step | wall | CPU | peak RSS | peak tree PSS | records | in | out |")
+        print("|---|---|---|---|---|---|---|---|---|")
     for s in steps:
         if markdown:
             print(f"| {s.subjects:,} | {s.name} | {s.wall:.1f} s | {s.cpu:.1f} s | {s.rss:.2f} GiB | "
-                  f"{s.records:,} | {gib(s.bytes_in):.2f} GiB | {gib(s.bytes_out):.2f} GiB |")
+                  f"{s.tree:.2f} GiB | {s.records:,} | {gib(s.bytes_in):.2f} GiB | {gib(s.bytes_out):.2f} GiB |")
         else:
             print(f"{s.subjects:>7,} {s.name:<26} wall {s.wall:7.1f} s  CPU {s.cpu:7.1f} s  "
-                  f"peak {s.rss:5.2f} GiB  records {s.records:>10,}  in {gib(s.bytes_in):5.2f} GiB  "
+                  f"peak RSS {s.rss:5.2f} GiB  tree PSS {s.tree:5.2f} GiB  records {s.records:>10,}  in {gib(s.bytes_in):5.2f} GiB  "
                   f"out {gib(s.bytes_out):5.2f} GiB")
     print()
     totals = {}
@@ -151,7 +203,9 @@ def report(steps: list[Step], floors: dict[int, dict], markdown: bool) -> None:
         wall = sum(s.wall for s in pipe)
         totals[n] = wall
         peak = max(s.rss for s in pipe)
-        print(f"n={n:,} ({floor['raw_records']:,} raw records): sdtm + validate {wall:.1f} s wall, peak RSS {peak:.2f} GiB; I/O floor "
+        tree = max(s.tree for s in pipe)
+        print(f"n={n:,} ({floor['raw_records']:,} raw records): sdtm + validate {wall:.1f} s wall, peak RSS "
+              f"{peak:.2f} GiB, peak tree PSS {tree:.2f} GiB ({tree * 2**30 / 1e9:.2f} GB); I/O floor "
               f"{floor['total']:.1f} s (CSV read {floor['csv_read']:.1f}, parquet write "
               f"{floor['parquet_write']:.1f}, XPT bytes {floor['xpt_write']:.1f}); "
               f"ratio {wall / floor['total']:.1f}x the floor")

@@ -35,6 +35,14 @@ class ClinpipeError(Exception):
             text += f" -> {self.hint}"
         return text
 
+    def __reduce__(self):
+        # the keyword arguments too: an error raised in a second process is re-raised here
+        return _restore, (type(self), self.what, self.file, self.record, self.field, self.hint)
+
+
+def _restore(cls, what, file, record, field, hint):
+    return cls(what, file=file, record=record, field=field, hint=hint)
+
 
 class ConfigError(ClinpipeError):
     """A study configuration or mapping spec is invalid."""

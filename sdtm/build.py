@@ -6,7 +6,9 @@ or (for forms no spec maps yet) listed as unmapped — never silently dropped.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ from sdtm.engine import (
 from sdtm.field_coverage import MAPPED, field_coverage, form_field_summary, load_not_submitted
 from sdtm.spec import load_specs
 from sdtm.subject_elements import build_se, load_element_rules
-from sdtm.subject_visits import build_sv
+from sdtm.subject_visits import sv_from_visits, visit_records
 from sdtm.visits import unscheduled_visits
 
 
@@ -51,36 +53,80 @@ class SdtmBuild:
         return out
 
 
-def build_sdtm(raw: RawTransfer, root=None) -> SdtmBuild:
+# One domain mapped: its result, per spec (source form, rejected records), and its
+# `visit_records` (what SV needs of it, so that a domain mapped elsewhere need not send more).
+Mapped = tuple[DomainResult, list[tuple[str, pd.DataFrame]], pd.DataFrame | None]
+
+
+class Offload(Protocol):
+    """Maps some domains elsewhere (`sdtm.run`: in a second process)."""
+
+    def __call__(self, map_one: Callable[[str], Mapped], costs: dict[str, int]) -> Offloaded | None:
+        """Take some of `costs`' domains (cost: records of their source forms) and map each with
+        `map_one`; None: take none."""
+
+
+class Offloaded(Protocol):
+    names: list[str]
+
+    def result(self) -> dict[str, Mapped]: ...
+
+    def cancel(self) -> None: ...
+
+
+def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None) -> SdtmBuild:
+    """`offload`: once DM is mapped, offered the other domains; the ones it takes are mapped
+    by it, the rest here meanwhile. The build is the same either way."""
     study = load_study(raw.study, root)
     specs = load_specs(raw.study, raw.forms, root)
     order = ["DM", *sorted(d for d in specs if d != "DM")]
-    results, rejections, derived = {}, {}, {}
+    results, rejected, visits, derived = {}, {}, {}, {}
     ref_start = ref_exposure = elements = rules = None
     accepted = AcceptedRecords(raw)
     active = accepted.active()
     unscheduled = unscheduled_visits(study, raw.forms, active)
-    for name in order:
-        if name not in specs:
-            continue
-        parts = []
+
+    def map_one(name: str) -> Mapped:
+        parts, rejects = [], []
         for spec in specs[name]:
-            result, rejected = map_domain(spec, raw, study, ref_start=ref_start, ref_exposure=ref_exposure,
-                                          elements=elements,
-                                          active=active, unscheduled=unscheduled, accepted=accepted)
+            result, rejects_ = map_domain(spec, raw, study, ref_start=ref_start, ref_exposure=ref_exposure,
+                                          elements=elements, active=active, unscheduled=unscheduled,
+                                          accepted=accepted)
             parts.append((spec, result))
-            rejections.setdefault(spec.source, []).append(rejected)
-        results[name] = combine_parts(name, parts)
+            rejects.append((spec.source, rejects_))
+        combined = combine_parts(name, parts)
+        visit_rows = visit_records(name, combined.data)
         release_memory()   # the mapping's temporaries, before the next domain's
-        if name == "DM":
-            dm = results[name].data
-            ref_start = dm.set_index("USUBJID")["RFSTDTC"]
-            ref_exposure = dm.set_index("USUBJID")["RFXSTDTC"]
-            rules = load_element_rules(study, raw.forms, root)
-            elements = derived["SE"] = build_se(study, rules, dm, active)
-    sv = build_sv({n: r.data for n, r in results.items()}, results["DM"].data)
+        return combined, rejects, visit_rows
+
+    results["DM"], rejected["DM"], visits["DM"] = map_one("DM")
+    dm = results["DM"].data
+    ref_start = dm.set_index("USUBJID")["RFSTDTC"]
+    ref_exposure = dm.set_index("USUBJID")["RFXSTDTC"]
+    rules = load_element_rules(study, raw.forms, root)
+    elements = derived["SE"] = build_se(study, rules, dm, active)
+    rest = [n for n in order[1:] if n in specs]
+    costs = {n: sum(len(raw.frames[s.source]) for s in specs[n] if s.source in raw.frames) for n in rest}
+    elsewhere = offload(map_one, costs) if offload is not None and rest else None
+    try:
+        for name in rest:
+            if elsewhere is None or name not in elsewhere.names:
+                results[name], rejected[name], visits[name] = map_one(name)
+    except BaseException:
+        if elsewhere is not None:
+            elsewhere.cancel()
+        raise
+    if elsewhere is not None:
+        for name, (result, rejects, visit_rows) in elsewhere.result().items():
+            results[name], rejected[name], visits[name] = result, rejects, visit_rows
+        results = {n: results[n] for n in order if n in results}
+    sv = sv_from_visits([visits[n] for n in results], results["DM"].data)
     if len(sv):
         derived["SV"] = sv
+    rejections = {}
+    for name in results:
+        for source, rejects in rejected[name]:
+            rejections.setdefault(source, []).append(rejects)
     rejections = _settle_rejections(rejections, results)
     for form in raw.frames:
         if form not in rejections:

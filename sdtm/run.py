@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clinpipe import second_process
 from clinpipe.config import load_study
 from clinpipe.memory import release_memory
 from clinpipe.outputs import staged_layers
@@ -109,33 +110,47 @@ def run_sdtm(study: str, transfer: Path, out_root: Path | None = None, progress=
     return write_sdtm(read_transfer(transfer, study=study, encoding=encoding), out_root, progress)
 
 
-def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -> SdtmRun:
+def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
+               processes: int | None = None) -> SdtmRun:
+    """`processes`: 2 maps and writes the largest domains in a second process while this one
+    does the rest (default: 2 where `clinpipe.second_process` can fork). The outputs are the
+    same byte for byte."""
     t0 = time.perf_counter()
     study = raw.study
-    build = build_sdtm(raw)
-    mapped = set(build.datasets())
-    datasets = sdtm_datasets(raw, build, split=False)
-    # Mapped: of the raw frames only what the data-query listing reads stays (form record ->
-    # visit); the caller's RawTransfer is left whole.
-    raw = replace(raw, frames={form: df[[c for c in _QUERY_COLUMNS if c in df.columns]]
-                               for form, df in raw.frames.items()})
-    release_memory()
-    progress(f"  {study}: mapped {len(datasets)} SDTM datasets "
-             f"({sum(len(d) for d in datasets.values()):,} records, {time.perf_counter() - t0:.1f} s)")
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
-    written = {}
     transfer = transfer_id(raw.transfer_date or stamp.date())
+    processes = second_process.processes() if processes is None else processes
     # SDTM and its reconciliation report are committed together: never one run's SDTM beside
     # another run's report
     with staged_layers(study, {"sdtm": None, "reports": ("sdtm_",)}, out_root,
                        transfer=transfer) as staging:
         folder = staging["sdtm"]
-        # one dataset is written (XPT, parquet, digests: mostly outside the GIL) on a second
-        # thread while the next is conformed
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdtm-write") as writer:
-            _write_datasets(datasets, mapped, build, folder, stamp, writer, written)
-        names = sorted(written)
-        written = {name: written[name] for name in names}
+        writer = _Writer(folder, stamp)
+        offload = _SecondProcess(writer) if processes > 1 else None
+        try:
+            build = build_sdtm(raw, offload=offload)
+            if offload is not None and offload.written is not None:
+                writer.add(offload.written)
+            datasets = {n: d for n, d in sdtm_datasets(raw, build, split=False).items()
+                        if n not in writer.submitted}
+            mapped = set(build.datasets())
+            # Mapped: of the raw frames only what the data-query listing reads stays (form
+            # record -> visit); the caller's RawTransfer is left whole.
+            raw = replace(raw, frames={form: df[[c for c in _QUERY_COLUMNS if c in df.columns]]
+                                       for form, df in raw.frames.items()})
+            release_memory()
+            writer.write(datasets, mapped, build)
+        except BaseException:
+            writer.close(failed=True)
+            raise
+        writer.close()
+        progress(f"  {study}: mapped {len(writer.written)} SDTM datasets "
+                 f"({sum(w['rows'] for w in writer.written.values()):,} records, {time.perf_counter() - t0:.1f} s)")
+        # in dataset order, wherever each was written
+        build.issues = pd.concat([build.issues, *(writer.transliterated[n] for n in sorted(writer.transliterated))],
+                                 ignore_index=True)
+        names = sorted(writer.written)
+        written = {name: writer.written[name] for name in names}
         write_trace(build, folder)
         release_memory()
         _write_manifest(folder, raw, build, written)
@@ -147,52 +162,133 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print) -
     return SdtmRun(study, raw, build, WrittenDatasets(final, names), written, final)
 
 
-def _write_datasets(datasets: dict[str, pd.DataFrame], mapped: set[str], build: SdtmBuild,
-                    folder: Path, stamp: dt.datetime, writer: ThreadPoolExecutor,
-                    written: dict) -> None:
-    """Largest first, each frame let go once conformed (its build copy too): the peak is the
-    build plus two conformed datasets, not every dataset twice. A domain goes before its
-    SUPP--, which takes the domain's text over 200 characters (split_long_text): the
-    conformed distinct values say whether there is any, without reading every cell."""
-    pending: tuple[str, Future] | None = None
-    while datasets:
-        name = min(datasets, key=lambda n: _write_order(datasets, n))
-        df = datasets.pop(name)
-        data, texts = conform_text(df, name, arrow=True)
-        if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
-            datasets[name] = df
-            _split(datasets, name)
-            data, texts = conform_text(datasets.pop(name), name, arrow=True)
-        del df
-        # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
-        xpt_texts, changed = ascii_texts(texts)
-        if changed:
-            build.issues = pd.concat([build.issues, _transliterated(build, name, data, texts,
-                                                                     xpt_texts, changed)],
-                                     ignore_index=True)
-        if pending is not None:
-            _collect(pending, written)
-        pending = name, writer.submit(write_conformed, data, xpt_texts, name, folder, timestamp=stamp)
-        del data, texts, xpt_texts
-        _release(build, name)
-        release_memory()
-    if pending is not None:
-        _collect(pending, written)
+class _Writer:
+    """Conforms the datasets it is handed and writes each (XPT, parquet, digests: mostly
+    outside the GIL) on a second thread while the next is conformed; one write in flight. What was written, and each dataset's non-ASCII mapping issues, are kept."""
+
+    def __init__(self, folder: Path, stamp: dt.datetime):
+        self.folder, self.stamp = folder, stamp
+        self.written: dict[str, dict] = {}
+        self.transliterated: dict[str, pd.DataFrame] = {}
+        self._pool: ThreadPoolExecutor | None = None    # started on first use: after any fork
+        self._pending: tuple[str, Future] | None = None
+        self.submitted: set[str] = set()        # written, or being written
+
+    def write(self, datasets: dict[str, pd.DataFrame], mapped: set[str], build: SdtmBuild) -> None:
+        """Largest first, each frame let go once conformed (`build`'s copy too): the peak is
+        the build plus two conformed datasets, not every dataset twice. A domain goes before
+        its SUPP--, which takes the domain's text over 200 characters (split_long_text): the conformed distinct
+        values say whether there is any, without reading every cell."""
+        while datasets:
+            name = min(datasets, key=lambda n: _write_order(datasets, n))
+            df = datasets.pop(name)
+            data, texts = conform_text(df, name, arrow=True)
+            if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
+                datasets[name] = df
+                _split(datasets, name)
+                data, texts = conform_text(datasets.pop(name), name, arrow=True)
+            del df
+            # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
+            xpt_texts, changed = ascii_texts(texts)
+            if changed:
+                self.transliterated[name] = _transliterated(_trace(build, name), name, data, texts,
+                                                            xpt_texts, changed)
+            self._collect()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdtm-write")
+            self.submitted.add(name)
+            self._pending = name, self._pool.submit(write_conformed, data, xpt_texts, name, self.folder,
+                                                    timestamp=self.stamp)
+            del data, texts, xpt_texts
+            _release(build, name)
+            release_memory()
+
+    def add(self, other: _Writer) -> None:
+        self.written.update(other.written)
+        self.submitted |= other.submitted
+        self.transliterated.update(other.transliterated)
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            name, future = self._pending
+            self._pending = None
+            self.written[name] = future.result()
+            del self.written[name]["data"]
+
+    def close(self, failed: bool = False) -> None:
+        """Wait for the write in flight: its error is raised here, unless the run `failed`
+        already (that error is the one to report)."""
+        try:
+            self._collect()
+        except Exception:
+            if not failed:
+                raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
 
-def _collect(pending: tuple[str, Future], written: dict) -> None:
-    name, future = pending
-    written[name] = future.result()
-    del written[name]["data"]
+def _trace(build: SdtmBuild, name: str) -> pd.DataFrame:
+    """The lineage trace of a dataset's domain (a SUPP--: its parent's)."""
+    res = build.results.get(name.removeprefix("SUPP"))
+    return res.trace if res is not None else pd.DataFrame(columns=_TRACE_COLUMNS)
 
 
-def _transliterated(build: SdtmBuild, name: str, data: pd.DataFrame, texts: dict, xpt_texts: dict,
+_TRACE_COLUMNS = ["USUBJID", "SEQ", "FORM", "RECORDID"]
+
+
+class _SecondProcess:
+    """The build's offload: the costliest domains (by source records: the largest, then more
+    while they stay within half of all) mapped and written into the staging folder by a
+    forked second process, with its own `_Writer`; back come their traces, issues,
+    rejections and visits, and what was written."""
+
+    def __init__(self, writer: _Writer):
+        self.writer = writer
+        self.names: list[str] = []
+        self.written: _Writer | None = None
+        self._child: second_process.Elsewhere | None = None
+
+    def __call__(self, map_one, costs: dict[str, int]):
+        total, share = sum(costs.values()), 0
+        for name in sorted(costs, key=lambda n: (-costs[n], n)):
+            if self.names and share + costs[name] > total / 2:
+                break
+            self.names.append(name)
+            share += costs[name]
+        if len(self.names) == len(costs):      # nothing left to do meanwhile
+            self.names = []
+            return None
+        self._child = second_process.Elsewhere(lambda: self._work(map_one), "mapping " + ", ".join(self.names))
+        return self
+
+    def _work(self, map_one) -> tuple[dict, _Writer]:
+        """In the child: map, then write through the child's copy of the writer."""
+        mapped = {name: map_one(name) for name in self.names}
+        part = SdtmBuild("", {n: m[0] for n, m in mapped.items()}, {}, pd.DataFrame(), pd.DataFrame(),
+                         pd.DataFrame())
+        try:
+            datasets = part.datasets()
+            self.writer.write(datasets, set(datasets), part)
+        except BaseException:
+            self.writer.close(failed=True)
+            raise
+        self.writer.close()
+        return mapped, self.writer
+
+    def result(self):
+        mapped, self.written = self._child.result()
+        return mapped
+
+    def cancel(self) -> None:
+        self._child.cancel()
+
+
+def _transliterated(trace: pd.DataFrame, name: str, data: pd.DataFrame, texts: dict, xpt_texts: dict,
                     changed: dict[str, np.ndarray]) -> pd.DataFrame:
     """A mapping issue per record whose text the XPT holds transliterated, with its raw form
-    record where the lineage trace has it (a SUPP-- record: its parent's)."""
-    parent = name.removeprefix("SUPP")
-    res = build.results.get(parent)
-    trace = res.trace if res is not None else pd.DataFrame(columns=["USUBJID", "SEQ", "FORM", "RECORDID"])
+    record where the lineage trace (of its domain; a SUPP-- record: its parent's) has it."""
     if name.startswith("SUPP"):
         seq = pd.to_numeric(data["IDVARVAL"], errors="coerce").to_numpy(dtype=float)
     elif f"{name}SEQ" in data.columns:

@@ -11,19 +11,30 @@ from sdtm import dates
 _KEYS = ["STUDYID", "USUBJID", "VISITNUM", "VISIT"]
 
 
+def visit_records(name: str, df: pd.DataFrame) -> pd.DataFrame | None:
+    """What SV takes from one domain: STUDYID, USUBJID, VISITNUM, VISIT and the date (--DTC,
+    else --STDTC, as DTC) of its records with a VISITNUM; None when it has no visits."""
+    dtc = f"{name}DTC" if f"{name}DTC" in df.columns else f"{name}STDTC"
+    if "VISITNUM" not in df.columns or dtc not in df.columns:
+        return None
+    has = df["VISITNUM"].notna().to_numpy()
+    return pd.DataFrame({c: df[s][has] for c, s in zip([*_KEYS, "DTC"], [*_KEYS, dtc])})
+
+
 def build_sv(datasets: dict[str, pd.DataFrame], dm: pd.DataFrame,
              unscheduled_prefix: str = "UNSCHEDULED") -> pd.DataFrame:
-    columns: dict[str, list[pd.Series]] = {c: [] for c in [*_KEYS, "DTC"]}
-    for name, df in datasets.items():
-        dtc = f"{name}DTC" if f"{name}DTC" in df.columns else f"{name}STDTC"
-        if "VISITNUM" not in df.columns or dtc not in df.columns:
-            continue
-        has = df["VISITNUM"].notna().to_numpy()
-        for column, source in zip(columns, [*_KEYS, dtc]):
-            columns[column].append(df[source][has])
-    if not columns["DTC"]:
+    """SV from the mapped domains (in their order)."""
+    return sv_from_visits([visit_records(n, d) for n, d in datasets.items()], dm, unscheduled_prefix)
+
+
+def sv_from_visits(parts: list[pd.DataFrame | None], dm: pd.DataFrame,
+                   unscheduled_prefix: str = "UNSCHEDULED") -> pd.DataFrame:
+    """SV from each domain's `visit_records`, in domain order (a domain mapped in another
+    process sends only these)."""
+    parts = [v for v in parts if v is not None]
+    if not parts:
         return pd.DataFrame()
-    rec = {c: pd.concat(parts, ignore_index=True) for c, parts in columns.items()}
+    rec = {c: pd.concat([v[c] for v in parts], ignore_index=True) for c in [*_KEYS, "DTC"]}
     sv = _visit_spans(rec)
     sv["DOMAIN"] = "SV"
     ref = sv["USUBJID"].map(dm.set_index("USUBJID")["RFSTDTC"])

@@ -128,7 +128,8 @@ def test_a_write_failing_on_the_writer_thread_stops_the_run_and_keeps_the_previo
     from clinpipe.errors import OutputError
 
     raw = read_transfer(latest_transfer("RS001") / "csv", study="RS001")
-    first = write_sdtm(raw, tmp_path, progress=lambda m: None)
+    # one process: the writer thread this test is about (the second process: test_second_process)
+    first = write_sdtm(raw, tmp_path, progress=lambda m: None, processes=1)
     before = {p.name: p.read_bytes() for p in first.folder.glob("*.xpt")}
     real = sdtm_run.write_conformed
     written = []
@@ -142,7 +143,7 @@ def test_a_write_failing_on_the_writer_thread_stops_the_run_and_keeps_the_previo
 
     monkeypatch.setattr(sdtm_run, "write_conformed", failing)
     with pytest.raises(OutputError, match="VS.VSORRES"):
-        write_sdtm(raw, tmp_path, progress=lambda m: None)
+        write_sdtm(raw, tmp_path, progress=lambda m: None, processes=1)
     assert written, "datasets before VS were written on the writer thread"
     assert {p.name: p.read_bytes() for p in first.folder.glob("*.xpt")} == before
     assert not list(first.folder.parent.glob(".sdtm.staging-*"))

@@ -1,0 +1,107 @@
+"""The second process (issue 18): a build that maps its largest domains in a forked child is
+the same, byte for byte, as a build in one process; what fails in the child fails the run
+with the child's own error, and the previous build stays."""
+import os
+from pathlib import Path
+
+import pytest
+
+from clinpipe import second_process
+from clinpipe.errors import ClinpipeError, ExportError
+from clinpipe.paths import faulty_data_dir, latest_transfer
+from edc.read import read_transfer
+from sdtm.run import write_sdtm
+
+pytestmark = pytest.mark.skipif(not second_process.can_fork(), reason="needs Linux fork and two cores")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix in {".xpt", ".parquet", ".json", ".csv"}}
+
+
+@pytest.mark.parametrize("study,transfer", [
+    ("RS001", lambda: latest_transfer("RS001") / "csv"),
+    ("GLOCART", lambda: latest_transfer("GLOCART") / "csv"),
+    ("RS001", lambda: latest_transfer("RS001", faulty_data_dir()) / "csv"),
+], ids=["RS001", "GLOCART", "RS001-faulty"])
+def test_two_processes_build_what_one_builds(study, transfer, tmp_path, monkeypatch):
+    forks = []
+    real = second_process.Elsewhere
+
+    def counted(work, what):
+        forks.append(what)
+        return real(work, what)
+
+    monkeypatch.setattr(second_process, "Elsewhere", counted)
+    builds = {}
+    for n in (1, 2):
+        raw = read_transfer(transfer(), study=study)
+        run = write_sdtm(raw, tmp_path / str(n), progress=lambda m: None, processes=n)
+        builds[n] = (run, _files(run.folder.parent))
+    assert len(forks) == 1 and forks[0].startswith("mapping LB"), forks   # only the 2-process build forked
+    one, two = builds[1][1], builds[2][1]
+    assert sorted(one) == sorted(two)
+    assert [f for f in one if one[f] != two[f]] == []     # every XPT, parquet, manifest, trace, report csv
+    for attr in ("rejections", "issues", "reconciliation"):
+        assert getattr(builds[1][0].build, attr).equals(getattr(builds[2][0].build, attr)), attr
+    assert list(builds[1][0].build.results) == list(builds[2][0].build.results)
+
+
+def test_an_error_in_the_child_is_raised_as_itself():
+    def fails():
+        raise ExportError("impossible date", file="lb.csv", record="17", field="LBDAT", hint="query the site")
+
+    with pytest.raises(ExportError) as caught:
+        second_process.Elsewhere(fails, "test").result()
+    assert caught.value.message == "lb.csv, record 17, field LBDAT: impossible date -> query the site"
+
+
+def test_a_bug_in_the_child_carries_its_traceback():
+    def bug():
+        return {}["missing"]
+
+    with pytest.raises(KeyError) as caught:
+        second_process.Elsewhere(bug, "test").result()
+    assert "in the second process" in "".join(caught.value.__notes__)
+    assert "return {}[\"missing\"]" in "".join(caught.value.__notes__)
+
+
+def test_a_child_that_dies_is_an_error_naming_its_exit_code():
+    with pytest.raises(ClinpipeError, match="exit code 3 and no result"):
+        second_process.Elsewhere(lambda: os._exit(3), "test").result()
+
+
+def test_a_failure_in_the_child_keeps_the_previous_build(tmp_path, monkeypatch):
+    study = "RS001"
+    first = write_sdtm(read_transfer(latest_transfer(study) / "csv", study=study), tmp_path,
+                       progress=lambda m: None, processes=2)
+    before = _files(first.folder.parent)
+    import sdtm.build
+
+    real = sdtm.build.combine_parts
+
+    def broken(domain, parts):
+        if domain == "LB" and os.getpid() != parent:
+            raise ExportError("broken in the child", file="lb.csv")
+        return real(domain, parts)
+
+    parent = os.getpid()
+    monkeypatch.setattr(sdtm.build, "combine_parts", broken)
+    with pytest.raises(ExportError, match="broken in the child"):
+        write_sdtm(read_transfer(latest_transfer(study) / "csv", study=study), tmp_path,
+                   progress=lambda m: None, processes=2)
+    assert _files(first.folder.parent) == before
+    assert not list(first.folder.parent.glob(".*staging*"))
+
+
+@pytest.mark.parametrize("value,expected", [("1", 1), ("2", 2), ("", 2)])
+def test_processes_follows_the_environment(value, expected, monkeypatch):
+    monkeypatch.setenv(second_process.ENV, value)
+    assert second_process.processes() == expected
+
+
+def test_a_bad_process_count_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(second_process.ENV, "many")
+    with pytest.raises(ClinpipeError, match="CLINPIPE_PROCESSES='many' is not a process count"):
+        second_process.processes()
