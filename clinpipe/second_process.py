@@ -4,8 +4,8 @@ handed back.
 Mapping is pandas work on object columns, which holds the GIL: a thread does not help, a
 process does. A forked child starts with the parent's memory (the raw frames, DM, the specs)
 without copying or pickling any of it; only what it returns crosses back, pickled through a
-file. Fork is used only where it is safe and cheap (Linux, two cores or more); elsewhere, and
-with CLINPIPE_PROCESSES=1, the same function runs in this process, with the same outputs.
+file. `processes()` says whether to fork at all (Linux, two cores or more, CLINPIPE_PROCESSES
+not 1); a caller that gets 1 does the work in its own process.
 """
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ class Elsewhere:
             with self._out.open("rb") as f:
                 status, value = pickle.load(f)
         finally:
-            gc.unfreeze()
-            self._dir.cleanup()
+            self._done()
         if status == "error":
             raise value
         return value
@@ -77,6 +76,9 @@ class Elsewhere:
         if self._proc.is_alive():
             self._proc.kill()
         self._proc.join()
+        self._done()
+
+    def _done(self) -> None:
         gc.unfreeze()
         self._dir.cleanup()
 

@@ -127,7 +127,7 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
         folder = staging["sdtm"]
         writer = _Writer(folder, stamp)
         offload = _SecondProcess(writer) if processes > 1 else None
-        try:
+        with writer:
             build = build_sdtm(raw, offload=offload)
             if offload is not None and offload.written is not None:
                 writer.add(offload.written)
@@ -140,10 +140,6 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
                                        for form, df in raw.frames.items()})
             release_memory()
             writer.write(datasets, mapped, build)
-        except BaseException:
-            writer.close(failed=True)
-            raise
-        writer.close()
         progress(f"  {study}: mapped {len(writer.written)} SDTM datasets "
                  f"({sum(w['rows'] for w in writer.written.values()):,} records, {time.perf_counter() - t0:.1f} s)")
         # in dataset order, wherever each was written
@@ -164,7 +160,9 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
 
 class _Writer:
     """Conforms the datasets it is handed and writes each (XPT, parquet, digests: mostly
-    outside the GIL) on a second thread while the next is conformed; one write in flight. What was written, and each dataset's non-ASCII mapping issues, are kept."""
+    outside the GIL) on a second thread while the next is conformed; one write in flight.
+    What was written, and each dataset's non-ASCII mapping issues, are kept. As a context:
+    closed on leaving, the write in flight waited for."""
 
     def __init__(self, folder: Path, stamp: dt.datetime):
         self.folder, self.stamp = folder, stamp
@@ -214,6 +212,12 @@ class _Writer:
             self._pending = None
             self.written[name] = future.result()
             del self.written[name]["data"]
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self.close(failed=exc is not None)
 
     def close(self, failed: bool = False) -> None:
         """Wait for the write in flight: its error is raised here, unless the run `failed`
@@ -268,13 +272,9 @@ class _SecondProcess:
         mapped = {name: map_one(name) for name in self.names}
         part = SdtmBuild("", {n: m[0] for n, m in mapped.items()}, {}, pd.DataFrame(), pd.DataFrame(),
                          pd.DataFrame())
-        try:
+        with self.writer:
             datasets = part.datasets()
             self.writer.write(datasets, set(datasets), part)
-        except BaseException:
-            self.writer.close(failed=True)
-            raise
-        self.writer.close()
         return mapped, self.writer
 
     def result(self):
