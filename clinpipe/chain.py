@@ -47,7 +47,7 @@ def run_study(study: str, transfer: Path | None = None, out_root: Path | None = 
     with clock.step("raw summary"):
         summary = summarise_study(study, folder, out_root, progress, encoding=encoding)
     with clock.step("SDTM"):
-        sdtm = write_sdtm(summary.transfer, out_root, progress)
+        sdtm = write_sdtm(summary.transfer, out_root, progress, keep_raw=False)
     result.transfer, result.base = sdtm.transfer, sdtm.folder.parent
     with clock.step("SDTM conformance"):
         validation, page = validate_run(sdtm, out_root)

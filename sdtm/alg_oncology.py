@@ -122,6 +122,9 @@ class VisitValue(Algorithm):
     look-up is not. The reference is checked when the spec runs instead."""
     options = ("codelist", "map")
 
+    def forms(self, var):
+        return {str(var.arg).rpartition(".")[0]}
+
     def run(self, ctx, var):
         form, _, fld = str(var.arg).rpartition(".")
         other = ctx.raw.get(form)

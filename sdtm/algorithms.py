@@ -131,6 +131,11 @@ class Algorithm:
     def fields(self, var) -> list[str]:
         return []
 
+    def forms(self, var) -> set[str] | None:
+        """The other raw forms `var` reads (FORM of its FORM.FIELD fields); None: every form.
+        The build lets a raw frame go once no domain left to map reads it."""
+        return {ref.rpartition(".")[0] for ref in self.fields(var) if "." in ref}
+
     def run(self, ctx: Context, var) -> pd.Series:
         raise NotImplementedError
 
@@ -268,6 +273,15 @@ class Condition(Algorithm):
     def fields(self, var):
         refs = [r for b in self._branches(var).values() for r in ALGORITHMS[b.algorithm].fields(b)]
         return refs + _expr_fields(var.arg)
+
+    def forms(self, var):
+        read = super().forms(var)
+        for branch in self._branches(var).values():
+            more = ALGORITHMS[branch.algorithm].forms(branch)
+            if more is None:
+                return None
+            read |= more
+        return read
 
     def run(self, ctx, var):
         cond = evaluate(ctx, var.arg)
@@ -441,6 +455,9 @@ class LastParticipation(Algorithm):
     carries with their typed text (`<FIELD>_RAW`). `exclude` names FORM.FIELD dates that are
     not contacts (none by default)."""
     options = ("exclude",)
+
+    def forms(self, var):
+        return None
 
     def run(self, ctx, var):
         exclude = set(var.options.get("exclude") or ())

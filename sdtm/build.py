@@ -6,7 +6,7 @@ or (for forms no spec maps yet) listed as unmapped — never silently dropped.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,8 +21,11 @@ from sdtm.engine import (
     REJECTION_COLUMNS,
     AcceptedRecords,
     DomainResult,
+    forms_read,
     map_domain,
     run_numbers,
+    sort_order,
+    take_columns,
 )
 from sdtm.field_coverage import MAPPED, field_coverage, form_field_summary, load_not_submitted
 from sdtm.spec import load_specs
@@ -61,9 +64,12 @@ Mapped = tuple[DomainResult, list[tuple[str, pd.DataFrame]], pd.DataFrame | None
 class Offload(Protocol):
     """Maps some domains elsewhere (`sdtm.run`: in a second process)."""
 
-    def __call__(self, map_one: Callable[[str], Mapped], costs: dict[str, int]) -> Offloaded | None:
+    def __call__(self, map_one: Callable[[str], Mapped], costs: dict[str, int],
+                 forget_raw: Callable[[list[str]], None]) -> Offloaded | None:
         """Take some of `costs`' domains (cost: records of their source forms) and map each with
-        `map_one`; None: take none."""
+        `map_one`; None: take none. `forget_raw(pending)` lets go of every raw frame that no
+        domain of `pending` reads, in the process where it is called: for a process of its
+        own (the frames are gone for the build)."""
 
 
 class Offloaded(Protocol):
@@ -74,9 +80,18 @@ class Offloaded(Protocol):
     def cancel(self) -> None: ...
 
 
-def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None) -> SdtmBuild:
+def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None,
+               let_go: Sequence[str] | None = None,
+               meanwhile: Callable[[SdtmBuild], None] | None = None) -> SdtmBuild:
     """`offload`: once DM is mapped, offered the other domains; the ones it takes are mapped
-    by it, the rest here meanwhile. The build is the same either way."""
+    by it, the rest here meanwhile. The build is the same either way. `meanwhile`: handed
+    what was mapped here but DM (SE and the domains), while the offload is still at work (to
+    write them then; SV and the trial design, built at the end, need DM).
+
+    `let_go`: the columns to keep of a raw frame once its accepted records are worked out
+    (those are what mapping reads) and, where they are the frame itself, once no domain left
+    to map here reads them. The frame is replaced in `raw` itself, so that its memory is freed
+    while the build goes on. None: `raw` is left whole."""
     study = load_study(raw.study, root)
     specs = load_specs(raw.study, raw.forms, root)
     order = ["DM", *sorted(d for d in specs if d != "DM")]
@@ -85,6 +100,14 @@ def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None) -> S
     accepted = AcceptedRecords(raw)
     active = accepted.active()
     unscheduled = unscheduled_visits(study, raw.forms, active)
+
+    def cut(form: str, keep: Sequence[str]) -> None:
+        df = raw.frames[form]
+        raw.frames[form] = df[[c for c in keep if c in df.columns]]
+
+    if let_go is not None:
+        for form in [f for f in raw.frames if active[f] is not raw.frames[f]]:
+            cut(form, let_go)
 
     def map_one(name: str) -> Mapped:
         parts, rejects = [], []
@@ -107,11 +130,38 @@ def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None) -> S
     elements = derived["SE"] = build_se(study, rules, dm, active)
     rest = [n for n in order[1:] if n in specs]
     costs = {n: sum(len(raw.frames[s.source]) for s in specs[n] if s.source in raw.frames) for n in rest}
-    elsewhere = offload(map_one, costs) if offload is not None and rest else None
+
+    def unread(pending: list[str]) -> list[str]:
+        """The forms no domain of `pending` reads."""
+        read = set()
+        for spec in (spec for name in pending for spec in specs[name]):
+            forms = forms_read(spec)
+            if forms is None:
+                return []
+            read |= forms
+        return [form for form in raw.frames if form not in read]
+
+    def forget(forms: list[str], keep: Sequence[str]) -> None:
+        for form in forms:
+            cut(form, keep)
+            accepted.let_go(form)
+            active.pop(form, None)
+        release_memory()
+
+    def forget_raw(pending: list[str]) -> None:
+        forget([f for f in unread(pending) if f not in accepted.gone], ())
+
+    elsewhere = offload(map_one, costs, forget_raw) if offload is not None and rest else None
+    here = [name for name in rest if elsewhere is None or name not in elsewhere.names]
     try:
-        for name in rest:
-            if elsewhere is None or name not in elsewhere.names:
+        for k, name in enumerate([*here, None]):
+            if let_go is not None:
+                forget([f for f in unread(here[k:]) if f not in accepted.gone], let_go)
+            if name is not None:
                 results[name], rejected[name], visits[name] = map_one(name)
+        if elsewhere is not None and meanwhile is not None:
+            meanwhile(SdtmBuild(raw.study, {n: results[n] for n in here}, {"SE": derived["SE"]},
+                                pd.DataFrame(), pd.DataFrame(), pd.DataFrame()))
     except BaseException:
         if elsewhere is not None:
             elsewhere.cancel()
@@ -130,7 +180,7 @@ def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None) -> S
     rejections = _settle_rejections(rejections, results)
     for form in raw.frames:
         if form not in rejections:
-            rejections[form] = accepted[form][1]
+            rejections[form] = accepted.rejected(form)
     rej = pd.concat(list(rejections.values()) or [pd.DataFrame(columns=REJECTION_COLUMNS)],
                     ignore_index=True)
     issues = pd.concat([r.issues for r in results.values()] or [pd.DataFrame(columns=ISSUE_COLUMNS)],
@@ -170,33 +220,30 @@ def _settle_rejections(per_spec: dict[str, list[pd.DataFrame]],
     return settled
 
 
-def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
-    """The row order DataFrame.sort_values(<these columns>, kind="stable") gives, without
-    building the frame: the very function it calls for several keys."""
-    try:
-        from pandas.core.sorting import lexsort_indexer
-    except ImportError:     # a pandas that moved it: sort a frame of the keys instead
-        frame = pd.DataFrame(dict(enumerate(keys)))
-        return frame.sort_values(list(frame.columns), kind="stable").index.to_numpy()
-    return lexsort_indexer(keys, orders=True, na_position="last")
-
-
 def combine_parts(domain: str, parts: list) -> DomainResult:
     """One domain from several specs (one per source form): --SEQ renumbered over the union in
     each part's key order, SUPP-- IDVARVAL and the trace following the new numbers.
 
-    The records are concatenated once and taken once in the new order; a part's records are
-    found again by (part, USUBJID, old --SEQ), unique within a domain, as integer keys."""
+    The parts' frames are emptied into the union (at 10,000 subjects LB would otherwise be
+    held twice). A part's records are found again by (part, USUBJID, old --SEQ), unique within
+    a domain, as integer keys."""
     if len(parts) == 1:
         return parts[0][1]
     seq_var = f"{domain}SEQ"
     results = [res for _, res in parts]
-    data = pd.concat([res.data for res in results], ignore_index=True)
+    # the union built a column at a time, each part's column let go once added: the records
+    # are never held twice
+    data = pd.DataFrame(index=pd.RangeIndex(sum(len(res.data) for res in results)))
     part = np.repeat(np.arange(len(results)), [len(res.data) for res in results])
+    for c in dict.fromkeys(c for res in results for c in res.data.columns):
+        data[c] = _union(results, c)
+        for res in results:
+            if c in res.data.columns:
+                del res.data[c]
     old = (data[seq_var] if seq_var in data.columns else pd.Series(np.nan, index=data.index)).to_numpy()
     keys = ["USUBJID", *[k for k in parts[0][0].keys if k in data.columns and k != "USUBJID"]]
-    order = _sort_order([*(data[k].to_numpy() for k in keys), part, old])
-    data = data.take(order)
+    order = sort_order([*(data[k].to_numpy() for k in keys), part, old])
+    data = take_columns(data, order)
     data.index = pd.RangeIndex(len(data))
     data[seq_var] = run_numbers(data["USUBJID"])
     trace = pd.concat([res.trace for res in results], ignore_index=True)
@@ -225,6 +272,13 @@ def combine_parts(domain: str, parts: list) -> DomainResult:
         at = renumber.get_indexer(key(supp_part, supp["USUBJID"], supp["IDVARVAL"].astype(float).to_numpy()))
         supp["IDVARVAL"] = pd.Series(np.where(at >= 0, new_seq[at], np.nan)).astype(int).astype(str).to_numpy()
     return DomainResult(domain, data, supp, trace, pd.concat([res.issues for res in results], ignore_index=True))
+
+
+def _union(results: list[DomainResult], column: str) -> pd.Series:
+    """One column of the parts' records concatenated, as pandas concatenates whole frames (a
+    part without the column gives missing values)."""
+    return pd.concat([res.data[[column]] if column in res.data.columns else pd.DataFrame(index=res.data.index)
+                      for res in results], ignore_index=True)[column]
 
 
 def reconcile(raw: RawTransfer, results: dict[str, DomainResult],

@@ -294,15 +294,25 @@ def _as_char(values: pd.Series, arrow: bool = False) -> tuple[np.ndarray, TextCo
     hashing the column again (None if Arrow refuses a text: the writer's check says why).
     `arrow`: the column as string[pyarrow] taken from the distinct texts, not a Python
     object per cell (LB at 10,000 subjects: 0.55 GiB of object pointers)."""
+    return _char_column(*_char_codes(values), arrow)
+
+
+def _char_codes(values: pd.Series) -> tuple[list[str], np.ndarray, TextColumn | None]:
+    """`_as_char`'s first half: the distinct texts, a code per row (their count for missing)
+    and the two as a TextColumn."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     texts = [_char_text(u) for u in uniques]
+    codes = _small_codes(codes, len(texts))
     try:
-        text = TextColumn(pa.array(texts, type=pa.string()), _small_codes(codes, len(texts)))
+        return texts, codes, TextColumn(pa.array(texts, type=pa.string()), codes)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
-        text = None
+        return texts, codes, None
+
+
+def _char_column(texts: list[str], codes: np.ndarray, text: TextColumn | None, arrow: bool):
     if arrow and text is not None:
         return _arrow_column(text), text
-    return np.array(texts + [""], dtype=object)[codes], text  # code -1 (missing) picks the ''
+    return np.array(texts + [""], dtype=object)[codes], text    # code len(texts): the ''
 
 
 def _arrow_column(text: TextColumn) -> pd.arrays.ArrowStringArray:
@@ -380,23 +390,32 @@ def conform(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return conform_text(df, dataset)[0]
 
 
-def conform_text(df: pd.DataFrame, dataset: str, arrow: bool = False
+def conform_text(df: pd.DataFrame, dataset: str, arrow: bool = False, consume: bool = False
                  ) -> tuple[pd.DataFrame, dict[str, TextColumn]]:
     """`conform`, and each Char variable as distinct texts and codes (`TextColumn`) for
     `sdtm.xpt.write_conformed_xpt`: conform has hashed every text column already. `arrow`:
-    Char columns as string[pyarrow] (the same texts) where Arrow takes them."""
+    Char columns as string[pyarrow] (the same texts) where Arrow takes them.
+
+    `consume`: each of `df`'s columns is deleted once converted, so that a large dataset is
+    not held twice (`df` is left without columns) -- unless a Char variable holds text over
+    200 characters (`has_long_text`): then `df` is left whole, for `split_long_text`."""
     meta = domain(dataset)
     _check_columns(df, meta)
-    columns, texts = {}, {}
+    # every Char column hashed first: whether there is long text is known before any goes
+    chars = {v.name: _char_codes(df[v.name]) for v in meta.variables
+             if v.type == "Char" and v.name in df.columns}
+    texts = {name: text for name, (_, _, text) in chars.items() if text is not None}
+    consume = consume and not has_long_text(texts)
+    keys = {"USUBJID", f"{dataset}SEQ", "IDVAR", "IDVARVAL", "QNAM"}   # record_ref's, kept to the end
+    columns = {}
     for var in meta.variables:
         if var.name in df.columns:
-            values = df[var.name]
             if var.type == "Char":
-                columns[var.name], text = _as_char(values, arrow)
-                if text is not None:
-                    texts[var.name] = text
+                columns[var.name] = _char_column(*chars.pop(var.name), arrow)[0]
             else:
-                columns[var.name] = _as_num(values, df, dataset, var.name)
+                columns[var.name] = _as_num(df[var.name], df, dataset, var.name)
+            if consume and var.name not in keys:
+                del df[var.name]
         elif var.core in ("Req", "Exp"):
             if var.type == "Char":
                 texts[var.name] = TextColumn(pa.array([], type=pa.string()),
@@ -405,8 +424,12 @@ def conform_text(df: pd.DataFrame, dataset: str, arrow: bool = False
                                      else np.full(len(df), "", dtype=object))
             else:
                 columns[var.name] = np.full(len(df), np.nan)
+    texts = {v.name: texts[v.name] for v in meta.variables if v.name in texts}   # IG order, as before
     out = pd.DataFrame(columns, index=df.index)
     _check_required_values(out, df, meta, texts)
+    if consume:
+        for name in list(df.columns):
+            del df[name]
     return out, texts
 
 

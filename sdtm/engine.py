@@ -72,14 +72,40 @@ class AcceptedRecords:
         self.raw = raw
         self.enrolled = enrolled_subjects(raw)
         self._forms: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        self.gone: set[str] = set()          # forms let go
 
     def __getitem__(self, form: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if form in self.gone:   # a bug: Algorithm.forms did not name a form a domain reads
+            raise RuntimeError(f"the raw records of form {form} were let go before a domain read them")
         if form not in self._forms:
             self._forms[form] = accepted_records(self.raw, form, self.enrolled)
         return self._forms[form]
 
     def active(self) -> dict[str, pd.DataFrame]:
         return {form: self[form][0] for form in self.raw.frames}
+
+    def rejected(self, form: str) -> pd.DataFrame:
+        return self._forms[form][1] if form in self.gone else self[form][1]
+
+    def let_go(self, form: str) -> None:
+        """Forget the form's accepted records (its rejections stay): no domain reads them again."""
+        if form in self.gone:
+            return
+        self[form]     # the rejections are reconciled at the end
+        self.gone.add(form)
+        self._forms[form] = pd.DataFrame(), self._forms[form][1]
+
+
+def forms_read(spec: DomainSpec) -> set[str] | None:
+    """The raw forms mapping `spec` reads: its source, the forms of the FORM.FIELD values it
+    joins or looks up; None: every form."""
+    read = {spec.source} if spec.source else set()
+    for var in [*spec.variables.values(), *(s.var for s in spec.supp)]:
+        forms = ALGORITHMS[var.algorithm].forms(var)
+        if forms is None:
+            return None
+        read |= forms
+    return read
 
 
 def _second_records(raw: RawTransfer, form: str, df: pd.DataFrame, candidates: np.ndarray
@@ -134,9 +160,9 @@ def _join_other_forms(src: pd.DataFrame, spec: DomainSpec, raw: RawTransfer,
     out = src.copy(deep=False)
     for form in forms:
         cols = [r.split(".", 1)[1] for r in refs if r.startswith(f"{form}.")]
-        cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in raw.frames[form].columns]
-        cols = list(dict.fromkeys(cols))     # a spec may name both FIELD and FIELD_DEC
         other = accepted[form][0]
+        cols += [f"{c}_DEC" for c in cols if f"{c}_DEC" in other.columns]
+        cols = list(dict.fromkeys(cols))     # a spec may name both FIELD and FIELD_DEC
         first = (other[list(dict.fromkeys(["SUBJECT", "RECORDID", *cols]))]
                  .sort_values("RECORDID", key=lambda s: s.astype(int))
                  .drop_duplicates("SUBJECT"))
@@ -192,7 +218,7 @@ def map_domain(spec: DomainSpec, raw: RawTransfer, study, *, ref_start: pd.Serie
     out, rejected = _reject_missing_required(spec, dom, ctx, out, rejected)
     seq_var = f"{spec.domain}SEQ"
     if dom.has(seq_var):
-        out = _derive_seq(out, spec, seq_var)
+        ctx.out = out = _derive_seq(out, spec, seq_var)    # the unsorted records let go
     # out holds src's rows (reordered by --SEQ): their RECORDIDs by position, not by label
     trace = pd.DataFrame({"USUBJID": out["USUBJID"].to_numpy(),
                           "SEQ": out[seq_var].to_numpy() if seq_var in out.columns else None,
@@ -286,9 +312,31 @@ def _split_rows(src: pd.DataFrame, spec: DomainSpec, rejected: pd.DataFrame):
 def _derive_seq(out: pd.DataFrame, spec: DomainSpec, seq_var: str) -> pd.DataFrame:
     """--SEQ: 1..n per subject in the order of the spec's natural key (then raw record order)."""
     keys = ["USUBJID", *[k for k in spec.keys if k not in ("STUDYID", "USUBJID") and k in out.columns]]
-    ordered = out.sort_values(keys, kind="stable")
+    ordered = take_columns(out, sort_order([out[k].to_numpy() for k in keys]))
     ordered[seq_var] = run_numbers(ordered["USUBJID"])
     return ordered
+
+
+def take_columns(df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """`df.take(order)` a column at a time, each of `df`'s columns let go once taken (`df` is
+    left without columns): the records are never held twice, as they are by take or
+    sort_values (which also copies them into one block)."""
+    out = pd.DataFrame(index=df.index.take(order))
+    for c in list(df.columns):
+        out[c] = df[c].take(order).set_axis(out.index)
+        del df[c]
+    return out
+
+
+def sort_order(keys: list[np.ndarray]) -> np.ndarray:
+    """The row order DataFrame.sort_values(<these columns>, kind="stable") gives, without
+    building the frame: the very function it calls for several keys."""
+    try:
+        from pandas.core.sorting import lexsort_indexer
+    except ImportError:     # a pandas that moved it: sort a frame of the keys instead
+        frame = pd.DataFrame(dict(enumerate(keys)))
+        return frame.sort_values(list(frame.columns), kind="stable").index.to_numpy()
+    return lexsort_indexer(keys, orders=True, na_position="last")
 
 
 def run_numbers(sorted_keys: pd.Series) -> np.ndarray:

@@ -107,14 +107,19 @@ def _first_date(dtc: pd.Series) -> dt.date | None:
 def run_sdtm(study: str, transfer: Path, out_root: Path | None = None, progress=print,
              encoding: str = "utf-8") -> SdtmRun:
     """`encoding`: of the CSV files that are not valid UTF-8 (`edc.csv_format.decode_check`)."""
-    return write_sdtm(read_transfer(transfer, study=study, encoding=encoding), out_root, progress)
+    return write_sdtm(read_transfer(transfer, study=study, encoding=encoding), out_root, progress,
+                      keep_raw=False)
 
 
 def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
-               processes: int | None = None) -> SdtmRun:
+               processes: int | None = None, keep_raw: bool = True) -> SdtmRun:
     """`processes`: 2 maps and writes the largest domains in a second process while this one
     does the rest (default: 2 where `clinpipe.second_process` can fork). The outputs are the
-    same byte for byte."""
+    same byte for byte.
+
+    `keep_raw=False`: each of `raw`'s frames is cut down in place to what the data-query
+    listing reads as soon as no domain left to map reads it, for a caller that does not read
+    them again (at 10,000 subjects LB's raw frame alone is half a gigabyte)."""
     t0 = time.perf_counter()
     study = raw.study
     stamp = dt.datetime.combine(raw.transfer_date or dt.date(1960, 1, 1), dt.time())
@@ -128,14 +133,15 @@ def write_sdtm(raw: RawTransfer, out_root: Path | None = None, progress=print,
         writer = _Writer(folder, stamp)
         offload = _SecondProcess(writer) if processes > 1 else None
         with writer:
-            build = build_sdtm(raw, offload=offload)
+            build = build_sdtm(raw, offload=offload, let_go=None if keep_raw else _QUERY_COLUMNS,
+                               meanwhile=writer.write_build)
             if offload is not None and offload.written is not None:
                 writer.add(offload.written)
             datasets = {n: d for n, d in sdtm_datasets(raw, build, split=False).items()
                         if n not in writer.submitted}
             mapped = set(build.datasets())
             # Mapped: of the raw frames only what the data-query listing reads stays (form
-            # record -> visit); the caller's RawTransfer is left whole.
+            # record -> visit); the caller's RawTransfer is left whole unless keep_raw=False.
             raw = replace(raw, frames={form: df[[c for c in _QUERY_COLUMNS if c in df.columns]]
                                        for form, df in raw.frames.items()})
             release_memory()
@@ -180,11 +186,11 @@ class _Writer:
         while datasets:
             name = min(datasets, key=lambda n: _write_order(datasets, n))
             df = datasets.pop(name)
-            data, texts = conform_text(df, name, arrow=True)
+            data, texts = conform_text(df, name, arrow=True, consume=True)
             if name in mapped and not name.startswith("SUPP") and has_long_text(texts):
-                datasets[name] = df
+                datasets[name] = df      # left whole by conform_text
                 _split(datasets, name)
-                data, texts = conform_text(datasets.pop(name), name, arrow=True)
+                data, texts = conform_text(datasets.pop(name), name, arrow=True, consume=True)
             del df
             # the XPT holds ASCII (FDA); the parquet and the listing keep the text as collected
             xpt_texts, changed = ascii_texts(texts)
@@ -200,6 +206,11 @@ class _Writer:
             del data, texts, xpt_texts
             _release(build, name)
             release_memory()
+
+    def write_build(self, build: SdtmBuild) -> None:
+        """Every dataset of `build` (a part of one: mapped datasets, no trial design)."""
+        datasets = build.datasets()
+        self.write(datasets, set(datasets), build)
 
     def add(self, other: _Writer) -> None:
         self.written.update(other.written)
@@ -254,7 +265,7 @@ class _SecondProcess:
         self.written: _Writer | None = None
         self._child: second_process.Elsewhere | None = None
 
-    def __call__(self, map_one, costs: dict[str, int]):
+    def __call__(self, map_one, costs: dict[str, int], forget_raw):
         total, share = sum(costs.values()), 0
         for name in sorted(costs, key=lambda n: (-costs[n], n)):
             if self.names and share + costs[name] > total / 2:
@@ -264,17 +275,22 @@ class _SecondProcess:
         if len(self.names) == len(costs):      # nothing left to do meanwhile
             self.names = []
             return None
-        self._child = second_process.Elsewhere(lambda: self._work(map_one), "mapping " + ", ".join(self.names))
+        self._child = second_process.Elsewhere(lambda: self._work(map_one, forget_raw),
+                                               "mapping " + ", ".join(self.names))
         return self
 
-    def _work(self, map_one) -> tuple[dict, _Writer]:
-        """In the child: map, then write through the child's copy of the writer."""
+    def _work(self, map_one, forget_raw) -> tuple[dict, _Writer]:
+        """In the child: map, then write through the child's copy of the writer. The raw
+        frames its domains do not read are let go before, the rest after mapping: those are
+        the child's copies (the parent's are not touched), but while the child holds them the
+        parent's letting go frees nothing."""
+        forget_raw(self.names)
         mapped = {name: map_one(name) for name in self.names}
+        forget_raw([])
         part = SdtmBuild("", {n: m[0] for n, m in mapped.items()}, {}, pd.DataFrame(), pd.DataFrame(),
                          pd.DataFrame())
         with self.writer:
-            datasets = part.datasets()
-            self.writer.write(datasets, set(datasets), part)
+            self.writer.write_build(part)
         return mapped, self.writer
 
     def result(self):
