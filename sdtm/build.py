@@ -154,7 +154,7 @@ def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None,
     elsewhere = offload(map_one, costs, forget_raw) if offload is not None and rest else None
     here = [name for name in rest if elsewhere is None or name not in elsewhere.names]
     try:
-        for k, name in enumerate([*here, None]):
+        for k, name in enumerate([*here, None]):     # after the last domain (None): every form
             if let_go is not None:
                 forget([f for f in unread(here[k:]) if f not in accepted.gone], let_go)
             if name is not None:

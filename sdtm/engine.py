@@ -330,7 +330,8 @@ def take_columns(df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
 
 def sort_order(keys: list[np.ndarray]) -> np.ndarray:
     """The row order DataFrame.sort_values(<these columns>, kind="stable") gives, without
-    building the frame: the very function it calls for several keys."""
+    building the frame: the very function it calls for several keys (for one, the order its
+    stable argsort gives: missing last, ties in row order)."""
     try:
         from pandas.core.sorting import lexsort_indexer
     except ImportError:     # a pandas that moved it: sort a frame of the keys instead

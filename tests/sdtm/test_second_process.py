@@ -26,6 +26,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     ("RS001", lambda: latest_transfer("RS001", faulty_data_dir()) / "csv"),
 ], ids=["RS001", "GLOCART", "RS001-faulty"])
 def test_two_processes_build_what_one_builds(study, transfer, tmp_path, monkeypatch):
+    """And letting go of the raw frames as the build goes (keep_raw=False) changes nothing
+    either, in one process or two."""
     forks = []
     real = second_process.Elsewhere
 
@@ -35,17 +37,22 @@ def test_two_processes_build_what_one_builds(study, transfer, tmp_path, monkeypa
 
     monkeypatch.setattr(second_process, "Elsewhere", counted)
     builds = {}
-    for n in (1, 2):
+    for n, keep in [(1, True), (2, True), (1, False), (2, False)]:
         raw = read_transfer(transfer(), study=study)
-        run = write_sdtm(raw, tmp_path / str(n), progress=lambda m: None, processes=n)
-        builds[n] = (run, _files(run.folder.parent))
-    assert len(forks) == 1 and forks[0].startswith("mapping LB"), forks   # only the 2-process build forked
-    one, two = builds[1][1], builds[2][1]
-    assert sorted(one) == sorted(two)
-    assert [f for f in one if one[f] != two[f]] == []     # every XPT, parquet, manifest, trace, report csv
-    for attr in ("rejections", "issues", "reconciliation"):
-        assert getattr(builds[1][0].build, attr).equals(getattr(builds[2][0].build, attr)), attr
-    assert list(builds[1][0].build.results) == list(builds[2][0].build.results)
+        records = {form: len(df) for form, df in raw.frames.items()}
+        run = write_sdtm(raw, tmp_path / f"{n}{keep}", progress=lambda m: None, processes=n, keep_raw=keep)
+        builds[n, keep] = (run, _files(run.folder.parent))
+        cut = {form for form, df in raw.frames.items() if set(df.columns) <= {"SUBJECT", "RECORDID", "FOLDERNAME"}}
+        assert cut == (set() if keep else set(records))    # cut down in place only when asked
+        assert {form: len(df) for form, df in raw.frames.items()} == records
+    assert len(forks) == 2 and all(f.startswith("mapping LB") for f in forks), forks   # only the 2-process builds forked
+    one, one_files = builds[1, True]
+    for key, (run, files) in builds.items():
+        assert sorted(files) == sorted(one_files)
+        assert [f for f in one_files if one_files[f] != files[f]] == [], key   # every XPT, parquet, manifest, trace, report csv
+        for attr in ("rejections", "issues", "reconciliation"):
+            assert getattr(one.build, attr).equals(getattr(run.build, attr)), (key, attr)
+        assert list(one.build.results) == list(run.build.results)
 
 
 def test_an_error_in_the_child_is_raised_as_itself():
