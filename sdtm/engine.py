@@ -5,6 +5,7 @@ the trace) or a row in the rejection listing with form, record, field, value and
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +30,16 @@ class DomainResult:
     issues: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ISSUE_COLUMNS))
 
 
-def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Active, non-duplicate records of enrolled subjects, and the rest as rejections.
+def accepted_records(raw: RawTransfer, form: str, enrolled: set[str], leave_out: Sequence[str] = ()
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Active, non-duplicate records of enrolled subjects (without the columns `leave_out`
+    names), and the rest as rejections.
 
-    When nothing is rejected the form's own frame is returned, not a copy: nothing downstream
-    writes into the frames it is handed."""
+    When nothing is rejected and no column is left out, the form's own frame is returned, not
+    a copy: nothing downstream writes into the frames it is handed."""
     df = raw.frames[form]
+    drop = [c for c in leave_out if c in df.columns]
+    records = df.drop(columns=drop) if drop else df
     dup_of = {f.record: f.message for f in raw.findings if f.kind == "duplicate_record" and f.form == form}
     inactive = (df["RECORDACTIVE"] == "0").to_numpy()
     is_dup = df["RECORDID"].isin(dup_of).to_numpy() & ~inactive if dup_of else np.zeros(len(df), bool)
@@ -44,7 +49,7 @@ def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[p
     is_second[df.index.get_indexer(second.index)] = True
     rejected = inactive | is_dup | orphan | is_second
     if not rejected.any():
-        return df, pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECTION_COLUMNS})
+        return records, pd.DataFrame({c: pd.Series([], dtype=object) for c in REJECTION_COLUMNS})
     rows = df.index[rejected]
     ids, subjects = df["RECORDID"].to_numpy()[rejected], df["SUBJECT"].to_numpy()[rejected]
     orphan, is_dup, is_second = orphan[rejected], is_dup[rejected], is_second[rejected]
@@ -61,15 +66,15 @@ def accepted_records(raw: RawTransfer, form: str, enrolled: set[str]) -> tuple[p
         values[is_second] = second["VALUE"].to_numpy()[at]
     rej = pd.DataFrame({"FORM": form, "RECORDID": ids, "SUBJECT": subjects, "FIELD": fields,
                         "VALUE": values, "REASON": reasons}, index=rows, columns=REJECTION_COLUMNS)
-    return df[~rejected], rej
+    return records[~rejected], rej
 
 
 class AcceptedRecords:
     """`accepted_records` of every form of one transfer, each worked out once however many
     specs, joins and look-ups ask for it."""
 
-    def __init__(self, raw: RawTransfer):
-        self.raw = raw
+    def __init__(self, raw: RawTransfer, leave_out: Sequence[str] = ()):
+        self.raw, self.leave_out = raw, tuple(leave_out)
         self.enrolled = enrolled_subjects(raw)
         self._forms: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self.gone: set[str] = set()          # forms let go
@@ -78,7 +83,7 @@ class AcceptedRecords:
         if form in self.gone:   # a bug: Algorithm.forms did not name a form a domain reads
             raise RuntimeError(f"the raw records of form {form} were let go before a domain read them")
         if form not in self._forms:
-            self._forms[form] = accepted_records(self.raw, form, self.enrolled)
+            self._forms[form] = accepted_records(self.raw, form, self.enrolled, self.leave_out)
         return self._forms[form]
 
     def active(self) -> dict[str, pd.DataFrame]:
