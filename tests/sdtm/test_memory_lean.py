@@ -7,7 +7,7 @@ import pytest
 
 from clinpipe.paths import faulty_data_dir, latest_transfer
 from edc.read import read_transfer
-from sdtm.build import _union
+from sdtm.build import _named, _union
 from sdtm.conform import conform_text
 from sdtm.engine import AcceptedRecords, DomainResult, forms_read, sort_order, take_columns
 from sdtm.spec import DomainSpec, VarSpec
@@ -93,3 +93,20 @@ def test_conform_consuming_leaves_long_text_whole_for_the_split():
     columns = list(df.columns)
     conform_text(df, "AE", arrow=True, consume=True)
     assert list(df.columns) == columns     # split_long_text still needs every column
+
+
+def test_accepted_records_can_leave_out_a_column_and_reject_the_same_records():
+    raw = read_transfer(latest_transfer("RS001", faulty_data_dir()) / "csv", study="RS001")
+    whole, lean = AcceptedRecords(raw), AcceptedRecords(raw, ("LASTMODIFIED",))
+    for form in raw.frames:
+        records, rejected = lean[form]
+        assert "LASTMODIFIED" not in records.columns
+        pd.testing.assert_frame_equal(records, whole[form][0].drop(columns="LASTMODIFIED"))
+        pd.testing.assert_frame_equal(rejected, whole[form][1])
+
+
+def test_a_column_named_by_a_spec_is_kept():
+    specs = {"XX": [_spec(A=("assign", "FLD", {}))]}
+    assert not _named("LASTMODIFIED", specs)
+    specs["YY"] = [_spec(B=("if", "LASTMODIFIED > '2025'", {"then": {"hardcode": "Y"}}))]
+    assert _named("LASTMODIFIED", specs)
