@@ -149,11 +149,13 @@ def build_sdtm(raw: RawTransfer, root=None, offload: Offload | None = None,
 
     def forget(pending: list[str], keep: Sequence[str]) -> None:
         """Let go of the forms no domain of `pending` reads (of their raw frames: `keep`)."""
-        for form in [f for f in unread(pending) if f not in accepted.gone]:
+        forms = [f for f in unread(pending) if f not in accepted.gone]
+        for form in forms:
             cut(form, keep)
             accepted.let_go(form)
             active.pop(form, None)
-        release_memory()
+        if forms:
+            release_memory()
 
     def hand_over(mapped: dict[str, DomainResult], built: dict[str, pd.DataFrame]) -> None:
         if elsewhere is not None and meanwhile is not None:

@@ -65,10 +65,14 @@ def _text(value) -> str:
     return format_number(value)
 
 
+def _record_keys(dataset: str) -> tuple[str, ...]:
+    return "USUBJID", f"{dataset}SEQ", "IDVAR", "IDVARVAL", "QNAM"
+
+
 def record_ref(df: pd.DataFrame, dataset: str, row: int) -> str:
     """'USUBJID=X, AESEQ=2 (row 3)' for the 0-based position `row`: the keys the frame has,
     and the row counted from 1 as a reviewer counts rows in a dataset viewer."""
-    keys = [k for k in ("USUBJID", f"{dataset}SEQ", "IDVAR", "IDVARVAL", "QNAM")
+    keys = [k for k in _record_keys(dataset)
             if k in df.columns and isinstance(df.columns.get_loc(k), int)]  # not doubled
     ids = ", ".join(f"{k}={_text(df[k].iat[row])}" for k in keys)
     return f"{ids} (row {row + 1})" if ids else f"row {row + 1}"
@@ -288,18 +292,11 @@ def _char_text(value) -> str:
     return format_number(value) if isinstance(value, (int, float, np.number)) else str(value)
 
 
-def _as_char(values: pd.Series, arrow: bool = False) -> tuple[np.ndarray, TextColumn | None]:
-    """Text with '' for missing, converted once per distinct value rather than per cell; and
-    the same as distinct texts and a code per row, which the XPT writer lays out without
-    hashing the column again (None if Arrow refuses a text: the writer's check says why).
-    `arrow`: the column as string[pyarrow] taken from the distinct texts, not a Python
-    object per cell (LB at 10,000 subjects: 0.55 GiB of object pointers)."""
-    return _char_column(*_char_codes(values), arrow)
-
-
 def _char_codes(values: pd.Series) -> tuple[list[str], np.ndarray, TextColumn | None]:
-    """`_as_char`'s first half: the distinct texts, a code per row (their count for missing)
-    and the two as a TextColumn."""
+    """A Char column converted once per distinct value rather than per cell: the distinct
+    texts, a code per row (their count for missing) and the two as a TextColumn, which the XPT
+    writer lays out without hashing the column again (None if Arrow refuses a text: the
+    writer's check says why)."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     texts = [_char_text(u) for u in uniques]
     codes = _small_codes(codes, len(texts))
@@ -310,6 +307,9 @@ def _char_codes(values: pd.Series) -> tuple[list[str], np.ndarray, TextColumn | 
 
 
 def _char_column(texts: list[str], codes: np.ndarray, text: TextColumn | None, arrow: bool):
+    """The column from `_char_codes`, '' for missing; `arrow`: as string[pyarrow] taken from
+    the distinct texts, not a Python object per cell (LB at 10,000 subjects: 0.55 GiB of
+    object pointers)."""
     if arrow and text is not None:
         return _arrow_column(text), text
     return np.array(texts + [""], dtype=object)[codes], text    # code len(texts): the ''
@@ -406,7 +406,7 @@ def conform_text(df: pd.DataFrame, dataset: str, arrow: bool = False, consume: b
              if v.type == "Char" and v.name in df.columns}
     texts = {name: text for name, (_, _, text) in chars.items() if text is not None}
     consume = consume and not has_long_text(texts)
-    keys = {"USUBJID", f"{dataset}SEQ", "IDVAR", "IDVARVAL", "QNAM"}   # record_ref's, kept to the end
+    keys = set(_record_keys(dataset))     # what record_ref names a record by: kept to the end
     columns = {}
     for var in meta.variables:
         if var.name in df.columns:
